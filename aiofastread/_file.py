@@ -1,0 +1,435 @@
+"""The binary core: ``AsyncBufferedReader``, what ``open(path, "rb")`` returns.
+
+It owns the file position (a Python int: ``seek`` and ``tell`` make no
+syscall) and a small read-ahead window for ``readline``/``peek``/iteration.
+Reads go through ``_read.read_at``: inline when the page cache has the
+bytes, else the pool. The position moves only once a read has its bytes, so
+a cancelled read leaves the file as if it had not happened (invariant 4).
+Operations that use the position are serialized per file; ``pread`` is
+positional and runs in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import operator
+import os
+from collections.abc import AsyncIterator, Iterable
+from types import TracebackType
+from typing import Any
+
+from aiofastread import _native, _read
+from aiofastread._handle import FileHandle
+from aiofastread._policy import INLINE_MAX, RATIO_DECAY, FileState, FileStatistics
+from aiofastread._runtime import POLICY
+
+# Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
+# VM and holds hundreds of typical lines, so iteration makes one read per
+# few hundred lines (bench/lines.py).
+WINDOW_SIZE = 64 << 10
+
+# What read1(-1) and peek() return at most, like io.DEFAULT_BUFFER_SIZE.
+BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
+
+_WARM = FileState.WARM
+
+
+def check_size(size: object) -> int:
+    """Validate a read size the way BufferedReader does (None means -1)."""
+    if size is None:
+        return -1
+    try:
+        value = operator.index(size)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"argument should be integer or None, not '{type(size).__name__}'"
+        ) from None
+    if value < -1:
+        raise ValueError("read length must be non-negative or -1")
+    return value
+
+
+def check_index(value: object) -> int:
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"'{type(value).__name__}' object cannot be interpreted as an integer"
+        ) from None
+
+
+class AsyncBufferedReader:
+    """The asyncio version of io.BufferedReader, reading inline when cached."""
+
+    def __init__(
+        self,
+        handle: FileHandle,
+        *,
+        name: Any,
+        mode: str,
+        loop: asyncio.AbstractEventLoop | None = None,
+        executor: concurrent.futures.Executor | None = None,
+    ) -> None:
+        self._h = handle
+        self._name = name
+        self._mode = mode
+        self._loop = loop
+        self._executor = executor
+        self._pos = 0
+        self._wbuf = b""  # read-ahead window: file bytes [_wpos, _wpos+len)
+        self._wpos = 0
+        self._lock = asyncio.Lock()
+        self._detached = False
+
+    # -- properties (sync, as in aiofiles) -----------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._h.closing
+
+    @property
+    def name(self) -> Any:
+        return self._name
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @property
+    def raw(self) -> io.FileIO:
+        return self._h.raw
+
+    @property
+    def _file(self) -> io.FileIO:  # aiofiles exposes the wrapped object here
+        return self._h.raw
+
+    def fileno(self) -> int:
+        self._check_open("I/O operation on closed file")
+        return self._h.fd
+
+    def readable(self) -> bool:
+        self._check_open("I/O operation on closed file")
+        return True
+
+    def detach(self) -> io.FileIO:
+        """Hand the raw FileIO back, positioned where this reader was."""
+        self._check_open("raw stream has been detached")
+        os.lseek(self._h.fd, self._pos, os.SEEK_SET)  # no I/O: sets f_pos
+        self._detached = True
+        self._h.closing = True
+        return self._h.raw
+
+    def statistics(self) -> FileStatistics:
+        """This file's (inode's) fast-path counters, as a frozen snapshot."""
+        return self._h.inode.snapshot()
+
+    def __repr__(self) -> str:
+        return f"<aiofastread.AsyncBufferedReader name={self._name!r} mode={self._mode!r}>"
+
+    # -- reading --------------------------------------------------------------
+
+    async def read(self, size: int | None = -1) -> bytes:
+        # The fast path, written out: a WARM file, no window, nobody else
+        # mid-operation on this file -> one preadv2(RWF_NOWAIT), no await.
+        h = self._h
+        if (
+            type(size) is int
+            and 0 < size <= INLINE_MAX
+            and not self._wbuf
+            and h.inode.state is _WARM
+            and not h.closing
+            and not self._lock.locked()
+            and POLICY.enabled
+            and not h.direct_io
+        ):
+            got = _native.read_nowait(h.fd, size, self._pos)
+            if type(got) is bytes and len(got) == size:
+                st = h.inode
+                c = st.counters
+                c.inline_hits += 1
+                c.bytes_inline += size
+                st.hit_ratio += RATIO_DECAY * (1.0 - st.hit_ratio)
+                self._pos += size
+                return got
+        # Anything else (including the miss just seen: the general path
+        # redoes the decision and records the outcome).
+        size = check_size(size)
+        async with self._lock:
+            self._check_open("read of closed file")
+            if size < 0:
+                return await self._read_all()
+            return await self._read_locked(size)
+
+    async def _read_locked(self, size: int) -> bytes:
+        if size == 0:
+            return b""
+        head = self._take_window(size)
+        if len(head) == size:
+            return head
+        data = await _read.read_at(self._h, self._pos + len(head), size - len(head))
+        self._drop_window()
+        self._pos += len(head) + len(data)
+        return head + data if head else data
+
+    async def _read_all(self) -> bytes:
+        head = self._take_window(-1)
+        data = await _read.read_to_eof(self._h, self._pos + len(head))
+        self._drop_window()
+        self._pos += len(head) + len(data)
+        return head + data if head else data
+
+    def _take_window(self, size: int) -> bytes:
+        """Window bytes at the position, without consuming them."""
+        if not self._wbuf:
+            return b""
+        start = self._pos - self._wpos
+        if size < 0:
+            return self._wbuf[start:]
+        return self._wbuf[start : start + size]
+
+    def _drop_window(self) -> None:
+        self._wbuf = b""
+
+    async def readall(self) -> bytes:
+        return await self.read(-1)
+
+    async def read1(self, size: int = -1) -> bytes:
+        size = check_index(size)
+        async with self._lock:
+            self._check_open("read of closed file")
+            if size < 0:
+                size = BUFFER_SIZE
+            if size == 0:
+                return b""
+            head = self._take_window(size)
+            if head:
+                self._pos += len(head)
+                self._consume_window()
+                return head
+            data = await _read.read_at(self._h, self._pos, size)
+            self._pos += len(data)
+            return data
+
+    async def readinto(self, buffer: Any) -> int:
+        return await self._readinto(buffer, "readinto")
+
+    async def readinto1(self, buffer: Any) -> int:
+        return await self._readinto(buffer, "readinto1")
+
+    async def _readinto(self, buffer: Any, what: str) -> int:
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            raise TypeError(
+                f"{what}() argument must be read-write bytes-like object, "
+                f"not {type(buffer).__name__}"
+            ) from None
+        if view.readonly:
+            raise TypeError(
+                f"{what}() argument must be read-write bytes-like object, "
+                f"not {type(buffer).__name__}"
+            )
+        view = view.cast("B")
+        async with self._lock:
+            self._check_open(f"{what} of closed file")
+            data = await self._read_locked(len(view))
+            view[: len(data)] = data
+            return len(data)
+
+    async def peek(self, size: int = 0) -> bytes:
+        check_index(size)
+        async with self._lock:
+            self._check_open("peek of closed file")
+            head = self._take_window(-1)
+            if head:
+                return head
+            await self._fill_window()
+            return self._take_window(-1)
+
+    async def _fill_window(self) -> bool:
+        """Make the window start at the position; False at EOF."""
+        data = await _read.read_at(self._h, self._pos, WINDOW_SIZE)
+        self._wbuf, self._wpos = data, self._pos
+        return bool(data)
+
+    def _consume_window(self) -> None:
+        if self._wbuf and self._pos >= self._wpos + len(self._wbuf):
+            self._wbuf = b""
+
+    async def readline(self, size: int | None = -1) -> bytes:
+        limit = check_size(size)
+        async with self._lock:
+            self._check_open("readline of closed file")
+            return await self._readline_locked(limit)
+
+    async def _readline_locked(self, limit: int) -> bytes:
+        # Fast case: the window holds the whole line.
+        wbuf = self._wbuf
+        if wbuf:
+            start = self._pos - self._wpos
+            end = wbuf.find(b"\n", start) + 1
+            if end and (limit < 0 or end - start <= limit):
+                self._pos = self._wpos + end
+                if end == len(wbuf):
+                    self._wbuf = b""
+                return wbuf[start:end]
+        parts: list[bytes] = []
+        got = 0
+        while limit < 0 or got < limit:
+            if not self._take_window(1) and not await self._fill_window():
+                break
+            start = self._pos - self._wpos
+            stop = len(self._wbuf) if limit < 0 else min(len(self._wbuf), start + limit - got)
+            newline = self._wbuf.find(b"\n", start, stop)
+            end = stop if newline < 0 else newline + 1
+            piece = self._wbuf[start:end]
+            parts.append(piece)
+            got += len(piece)
+            self._pos += len(piece)
+            self._consume_window()
+            if newline >= 0:
+                break
+        return b"".join(parts)
+
+    async def readlines(self, hint: int | None = -1) -> list[bytes]:
+        limit = check_size(hint)
+        lines: list[bytes] = []
+        total = 0
+        async with self._lock:
+            self._check_open("I/O operation on closed file.")
+            while True:
+                line = await self._readline_locked(-1)
+                if not line:
+                    break
+                lines.append(line)
+                total += len(line)
+                if 0 < limit <= total:
+                    break
+        return lines
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        async with self._lock:
+            self._check_open("I/O operation on closed file.")
+            line = await self._readline_locked(-1)
+        if line:
+            return line
+        raise StopAsyncIteration
+
+    async def pread(self, size: int, offset: int) -> bytes:
+        """``size`` bytes at ``offset`` without moving the position.
+
+        Not part of io: safe to run from many tasks at once on one file.
+        """
+        size = check_index(size)
+        offset = check_index(offset)
+        if size < 0:
+            raise ValueError(f"pread size must be non-negative, got {size}")
+        if offset < 0:
+            raise ValueError(f"pread offset must be non-negative, got {offset}")
+        self._check_open("read of closed file")
+        return await _read.read_at(self._h, offset, size)
+
+    # -- position -------------------------------------------------------------
+
+    async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if type(offset) is int and whence == 0 and offset >= 0 and not self._lock.locked():
+            self._check_open("seek of closed file")
+            self._seek_to(offset)
+            return offset
+        offset = check_index(offset)
+        whence = check_index(whence)
+        async with self._lock:
+            self._check_open("seek of closed file")
+            if whence == os.SEEK_SET:
+                target = offset
+            elif whence == os.SEEK_CUR:
+                target = self._pos + offset
+            else:
+                # SEEK_END, SEEK_DATA, SEEK_HOLE (or an invalid whence, which
+                # lseek rejects with the same OSError as CPython's): ask the
+                # kernel, in the pool.
+                target = await self._h.run(lseek_restoring, self._h.fd, offset, whence)  # type: ignore[assignment]
+            if target < 0:
+                raise OSError(22, "Invalid argument")
+            self._seek_to(target)
+            return target
+
+    def _seek_to(self, target: int) -> None:
+        if self._wbuf and not (self._wpos <= target <= self._wpos + len(self._wbuf)):
+            self._wbuf = b""
+        self._pos = target
+
+    async def tell(self) -> int:
+        self._check_open("I/O operation on closed file")
+        return self._pos
+
+    async def seekable(self) -> bool:
+        self._check_open("I/O operation on closed file")
+        return True
+
+    async def writable(self) -> bool:
+        self._check_open("I/O operation on closed file")
+        return False
+
+    async def isatty(self) -> bool:
+        self._check_open("I/O operation on closed file")
+        result: bool = await self._h.run(os.isatty, self._h.fd)  # type: ignore[assignment]
+        return result
+
+    async def write(self, data: object) -> int:
+        self._check_open("write to closed file")
+        raise io.UnsupportedOperation("write")
+
+    async def writelines(self, lines: Iterable[object]) -> None:
+        self._check_open("I/O operation on closed file.")
+        raise io.UnsupportedOperation("write")
+
+    async def truncate(self, size: int | None = None) -> int:
+        self._check_open("truncate of closed file")
+        raise io.UnsupportedOperation("truncate")
+
+    async def flush(self) -> None:
+        self._check_open("flush of closed file")
+
+    # -- closing --------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the file; the fd outlives any read still in the pool."""
+        if self._detached:
+            return
+        self._wbuf = b""
+        await self._h.close()
+
+    async def __aenter__(self) -> AsyncBufferedReader:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self, message: str) -> None:
+        if self._h.closing:
+            if self._detached:
+                raise ValueError("raw stream has been detached")
+            raise ValueError(message)
+
+
+def lseek_restoring(fd: int, offset: int, whence: int) -> int:
+    """Where lseek(offset, whence) would land, leaving f_pos untouched.
+
+    The OS offset is never used for reading (all reads are positional), but
+    a detached or fileno()-borrowed descriptor should find it unchanged."""
+    saved = os.lseek(fd, 0, os.SEEK_CUR)
+    try:
+        return os.lseek(fd, offset, whence)
+    finally:
+        os.lseek(fd, saved, os.SEEK_SET)

@@ -1,0 +1,132 @@
+"""fd lifetime: one open file descriptor, its users, and its deferred close.
+
+Every pool operation that uses the fd registers with ``begin()`` and is
+released from its thread's completion (not from its awaiter, which may be
+cancelled while the thread still runs). ``close()`` stops new operations at
+once and closes the fd only after the last registered one has finished, in
+the pool, so a thread can never read a descriptor number that was closed and
+reused by another open (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import io
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from aiofastread import _policy
+
+if TYPE_CHECKING:
+    from aiofastread._pool import MissPool
+
+
+class FileHandle:
+    """An owned ``io.FileIO`` plus what the fast path needs to know of it."""
+
+    __slots__ = (
+        "_close_future",
+        "_lock",
+        "_users",
+        "closing",
+        "direct_io",
+        "executor",
+        "fd",
+        "inode",
+        "pool",
+        "raw",
+        "size_hint",
+    )
+
+    def __init__(
+        self,
+        raw: io.FileIO,
+        inode: _policy.InodeState,
+        *,
+        size: int,
+        direct_io: bool,
+        pool: MissPool,
+        executor: concurrent.futures.Executor | None,
+    ) -> None:
+        self.raw = raw
+        self.fd = raw.fileno()
+        self.inode = inode
+        self.size_hint = size  # st_size at open, raised as reads see more
+        self.direct_io = direct_io
+        self.pool = pool
+        self.executor = executor
+        self.closing = False
+        self._users = 0
+        self._lock = threading.Lock()
+        self._close_future: concurrent.futures.Future[None] | None = None
+
+    # -- users ----------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Register one pool operation on the fd (call on the loop thread)."""
+        with self._lock:
+            self._users += 1
+
+    def end(self) -> None:
+        """Release one operation (any thread); runs a deferred close."""
+        with self._lock:
+            self._users -= 1
+            run_close = self.closing and self._users == 0 and self._close_future is not None
+        if run_close:
+            self.pool.submit_detached(self._close_now)
+
+    async def run(self, fn: object, *args: object) -> object:
+        """Run ``fn(*args)`` in the pool as a registered user of the fd."""
+        self.begin()
+        return await self.pool.run(fn, *args, executor=self.executor, on_done=self.end)  # type: ignore[arg-type]
+
+    # -- close ----------------------------------------------------------------
+
+    def start_close(self) -> concurrent.futures.Future[None]:
+        """Refuse new work now; close the fd once current users are done.
+
+        Idempotent: every caller gets the same future.
+        """
+        with self._lock:
+            self.closing = True
+            if self._close_future is None:
+                self._close_future = concurrent.futures.Future()
+                idle = self._users == 0
+            else:
+                return self._close_future
+        if idle:
+            self.pool.submit_detached(self._close_now)
+        return self._close_future
+
+    async def close(self) -> None:
+        """Close and wait for it. Cancelling the wait does not stop the close."""
+        future = self.start_close()
+        await asyncio.shield(asyncio.wrap_future(future))
+
+    def _close_now(self) -> None:
+        assert self._close_future is not None
+        try:
+            self.raw.close()
+        except BaseException as exc:
+            self._close_future.set_exception(exc)
+        else:
+            self._close_future.set_result(None)
+
+    def close_blocking(self) -> None:
+        """Close from synchronous code (finalizers, detach, errors at open)."""
+        with self._lock:
+            self.closing = True
+        if not self.raw.closed:
+            self.raw.close()
+
+
+def is_direct_io(fd: int) -> bool:
+    """Whether ``fd`` was opened with O_DIRECT (never read inline)."""
+    direct = getattr(os, "O_DIRECT", 0)
+    if not direct:
+        return False
+    import fcntl
+
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & direct)

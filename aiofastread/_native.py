@@ -1,0 +1,227 @@
+"""The one importer of the compiled module; picks the read backend once.
+
+Backends, best first:
+
+``native``  the cffi module built from native/: ``preadv2`` through
+            ``syscall(2)`` returning ``-errno`` (a miss costs no exception),
+            and ``cachestat(2)``.
+``python``  ``os.preadv(..., os.RWF_NOWAIT)``; cachestat through ctypes.
+``pool``    no inline reads at all: everything goes to the miss pool.
+
+``AIOFASTREAD_BACKEND=native|python|pool`` forces one (an unavailable forced
+backend is an error, not a silent downgrade). Tests switch with ``use()``.
+This module knows nothing of asyncio or of the policy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import platform
+import threading
+from collections.abc import Callable
+from typing import Final
+
+ENV_VAR: Final = "AIOFASTREAD_BACKEND"
+BACKENDS: Final = ("native", "python", "pool")
+
+# Linux 5.9/5.10 can answer 0 before EOF to a NOWAIT read (tokio reverted
+# its fast path over it); the fix is in 5.11. DESIGN.md, "Facts".
+MIN_KERNEL_FOR_NOWAIT: Final = (5, 11)
+
+# Reads up to this size reuse one buffer per thread; bigger inline reads get
+# a buffer of their own. Equal to the policy's inline cap.
+_SCRATCH_SIZE: Final = 1 << 20
+
+# cachestat(2): Linux >= 6.5; 451 on x86_64 and on the generic syscall table.
+_SYS_CACHESTAT: Final = 451
+
+ReadNowait = Callable[[int, int, int], "bytes | int"]
+Cachestat = Callable[[int, int, int], "tuple[int, int] | int"]
+
+
+def _kernel_version() -> tuple[int, int]:
+    release = platform.release()
+    parts = release.split(".")
+    try:
+        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+KERNEL: Final = _kernel_version()
+IS_LINUX: Final = platform.system() == "Linux"
+KERNEL_NOWAIT_OK: Final = IS_LINUX and KERNEL >= MIN_KERNEL_FOR_NOWAIT
+RWF_NOWAIT: Final[int] = getattr(os, "RWF_NOWAIT", 0x8)
+
+try:  # the only import of the compiled part
+    from aiofastread import _native_cffi  # type: ignore[attr-defined]
+except ImportError:  # built without a compiler, or not built (source tree)
+    _native_cffi = None
+
+HAS_NATIVE: Final = _native_cffi is not None and bool(_native_cffi.lib.AFR_HAS_PREADV2)
+HAS_OS_PREADV: Final = hasattr(os, "preadv") and hasattr(os, "RWF_NOWAIT")
+
+
+# The kernel's copy into a destination at 8 or 16 bytes past a 32-byte
+# boundary ran 4x slower on this VM (7.2 us instead of 1.7 us for 16 KiB,
+# bench/alignment.py), so the scratch buffer starts on a 64-byte boundary.
+_ALIGN: Final = 64
+
+
+def _aligned_view(size: int) -> memoryview:
+    """A writable view of ``size`` bytes whose first byte is 64-byte aligned."""
+    raw = bytearray(size + _ALIGN)
+    address = ctypes.addressof(ctypes.c_char.from_buffer(raw))
+    skip = -address % _ALIGN
+    return memoryview(raw)[skip : skip + size]
+
+
+class _Scratch(threading.local):
+    """One reusable read buffer per thread (several loops may each read)."""
+
+    def __init__(self) -> None:
+        self.view = _aligned_view(_SCRATCH_SIZE)
+        self.cdata: object = None
+
+
+_scratch = _Scratch()
+
+
+# -- native (cffi) -----------------------------------------------------------
+
+
+def _make_native() -> tuple[ReadNowait, Cachestat | None]:
+    assert _native_cffi is not None
+    ffi, lib = _native_cffi.ffi, _native_cffi.lib
+    pread_flags = lib.afr_pread_flags
+    unpack = ffi.unpack
+    from_buffer = ffi.from_buffer
+    scratch = _scratch
+
+    def read_nowait(fd: int, size: int, offset: int) -> bytes | int:
+        """``size`` bytes at ``offset`` if cached, else ``-errno``."""
+        if size <= _SCRATCH_SIZE:
+            cbuf = scratch.cdata
+            if cbuf is None:
+                cbuf = scratch.cdata = from_buffer("char[]", scratch.view)
+        else:
+            cbuf = from_buffer("char[]", _aligned_view(size))
+        n: int = pread_flags(fd, cbuf, size, offset, RWF_NOWAIT)
+        if n < 0:
+            return n
+        return unpack(cbuf, n)  # type: ignore[no-any-return]
+
+    cachestat: Cachestat | None = None
+    if lib.AFR_HAS_CACHESTAT:
+        cached_p = ffi.new("unsigned long long *")
+        pages_p = ffi.new("unsigned long long *")
+        lock = threading.Lock()
+
+        def cachestat(fd: int, offset: int, length: int) -> tuple[int, int] | int:
+            with lock:
+                rc: int = lib.afr_cachestat(fd, offset, length, cached_p, pages_p)
+                if rc < 0:
+                    return rc
+                return int(cached_p[0]), int(pages_p[0])
+
+    return read_nowait, cachestat
+
+
+# -- pure Python -------------------------------------------------------------
+
+
+def _py_read_nowait(fd: int, size: int, offset: int) -> bytes | int:
+    if size <= _SCRATCH_SIZE:
+        view = _scratch.view[:size]
+    else:
+        view = _aligned_view(size)
+    try:
+        n = os.preadv(fd, [view], offset, RWF_NOWAIT)
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
+    return bytes(view[:n])
+
+
+class _CachestatRange(ctypes.Structure):
+    _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
+
+
+class _CachestatResult(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_uint64) for name in (
+        "nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
+
+
+def _make_ctypes_cachestat() -> Cachestat | None:
+    if not (IS_LINUX and platform.machine() in ("x86_64", "aarch64")):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        syscall = libc.syscall
+    except (OSError, AttributeError):
+        return None
+    syscall.restype = ctypes.c_long
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def cachestat(fd: int, offset: int, length: int) -> tuple[int, int] | int:
+        rng = _CachestatRange(offset, length)
+        res = _CachestatResult()
+        rc = syscall(ctypes.c_long(_SYS_CACHESTAT), ctypes.c_uint(fd), ctypes.byref(rng),
+                     ctypes.byref(res), ctypes.c_uint(0))
+        if rc < 0:
+            return -ctypes.get_errno()
+        first = offset // page
+        last = (offset + length + page - 1) // page
+        return int(res.nr_cache), max(0, last - first)
+
+    return cachestat
+
+
+# -- selection ---------------------------------------------------------------
+
+
+def _refuse(fd: int, size: int, offset: int) -> bytes | int:
+    return -errno.EOPNOTSUPP
+
+
+def available() -> tuple[str, ...]:
+    """Backends this interpreter and kernel can use, best first."""
+    names = []
+    if KERNEL_NOWAIT_OK and HAS_NATIVE:
+        names.append("native")
+    if KERNEL_NOWAIT_OK and HAS_OS_PREADV:
+        names.append("python")
+    names.append("pool")
+    return tuple(names)
+
+
+BACKEND: str = "pool"
+CAN_READ_INLINE: bool = False
+read_nowait: ReadNowait = _refuse
+cachestat: Cachestat | None = None
+
+
+def use(name: str) -> None:
+    """Select a backend by name (at import, from the environment or tests)."""
+    global BACKEND, CAN_READ_INLINE, read_nowait, cachestat
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name not in available():
+        raise RuntimeError(
+            f"aiofastread backend {name!r} is not available here "
+            f"(available: {', '.join(available())}; kernel {KERNEL[0]}.{KERNEL[1]})"
+        )
+    if name == "native":
+        read_nowait, cachestat = _make_native()
+        if cachestat is None:
+            cachestat = _make_ctypes_cachestat()
+    elif name == "python":
+        read_nowait, cachestat = _py_read_nowait, _make_ctypes_cachestat()
+    else:
+        read_nowait, cachestat = _refuse, _make_ctypes_cachestat()
+    BACKEND = name
+    CAN_READ_INLINE = name != "pool"
+
+
+use(os.environ.get(ENV_VAR) or available()[0])

@@ -1,0 +1,258 @@
+"""The bounded miss pool: our own threads for every blocking call.
+
+Cached reads never come here; misses, opens, closes, writes and metadata
+calls do. The pool bounds two things: the number of threads
+(``max_workers``) and the number of operations submitted but not finished
+(``max_in_flight``). When the in-flight limit is reached, awaiters wait in
+FIFO order (backpressure), so memory held by queued work stays bounded.
+
+The pool knows nothing of the read policy. It works with any number of event
+loops (in any threads), keeps working after a loop closes, and starts fresh
+in a forked child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# Threads for blocking work. Misses on a slow device want queue depth more
+# than CPU; 16 keeps a disk's or network filesystem's queue full while the
+# GIL handoffs stay cheap (bench/pool_workers.py sweeps this on this machine).
+DEFAULT_MAX_WORKERS = 16
+
+# Operations submitted and not yet finished. Each holds at most one caller
+# buffer, so this bounds memory; 1024 is far above what 16 threads drain in
+# one device latency, so it only bites under overload (tests/test_pool.py).
+DEFAULT_MAX_IN_FLIGHT = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class PoolStatistics:
+    """A snapshot of the pool's counters."""
+
+    max_workers: int
+    max_in_flight: int
+    in_flight: int
+    waiting: int
+    submissions: int
+
+
+class MissPool:
+    """A ThreadPoolExecutor of our own with an in-flight limit.
+
+    ``run`` is the only entry point used on the event loop. The slot of an
+    operation is released when its thread finishes, not when its awaiter is
+    cancelled: a cancelled awaiter does not let more work pile up behind a
+    thread that is still busy.
+    """
+
+    def __init__(
+        self,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        _check_positive("max_workers", max_workers)
+        _check_positive("max_in_flight", max_in_flight)
+        self._max_workers = max_workers
+        self._max_in_flight = max_in_flight
+        self._lock = threading.Lock()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._in_flight = 0
+        self._submissions = 0
+        self._waiters: collections.deque[
+            tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
+        ] = collections.deque()
+
+    # -- public -------------------------------------------------------------
+
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: object,
+        executor: concurrent.futures.Executor | None = None,
+        on_done: Callable[[], object] | None = None,
+    ) -> T:
+        """Run ``fn(*args)`` in a thread and return its result.
+
+        ``executor`` (aiofiles' ``executor=``) replaces our threads for this
+        call; the in-flight limit still applies. ``on_done`` runs (in any
+        thread) when the work has finished or was dropped before it started,
+        also if the awaiter was cancelled: fd lifetime hangs on it.
+        """
+        try:
+            await self._acquire_slot()
+        except BaseException:
+            if on_done is not None:
+                on_done()
+            raise
+        try:
+            future = (executor or self._get_executor()).submit(fn, *args)
+        except BaseException:
+            self._release_slot()
+            if on_done is not None:
+                on_done()
+            raise
+        future.add_done_callback(self._on_done)
+        if on_done is not None:
+            future.add_done_callback(lambda _f: on_done())
+        return await asyncio.wrap_future(future)
+
+    def submit_detached(self, fn: Callable[..., object], *args: object) -> None:
+        """Run ``fn`` in a thread with nobody awaiting it (deferred closes).
+
+        Not subject to the in-flight limit: it is called from completion
+        callbacks, which must never wait.
+        """
+        with self._lock:
+            self._in_flight += 1
+            self._submissions += 1
+        future = self._get_executor().submit(fn, *args)
+        future.add_done_callback(self._on_done)
+
+    def statistics(self) -> PoolStatistics:
+        with self._lock:
+            return PoolStatistics(
+                max_workers=self._max_workers,
+                max_in_flight=self._max_in_flight,
+                in_flight=self._in_flight,
+                waiting=len(self._waiters),
+                submissions=self._submissions,
+            )
+
+    def configure(
+        self, *, max_workers: int | None = None, max_in_flight: int | None = None
+    ) -> None:
+        """Change limits. A new thread count takes effect for new work: the
+        old executor finishes what it has and its threads exit."""
+        if max_workers is not None:
+            _check_positive("max_workers", max_workers)
+        if max_in_flight is not None:
+            _check_positive("max_in_flight", max_in_flight)
+        with self._lock:
+            if max_workers is not None and max_workers != self._max_workers:
+                self._max_workers = max_workers
+                old, self._executor = self._executor, None
+                if old is not None:
+                    old.shutdown(wait=False)
+            if max_in_flight is not None:
+                self._max_in_flight = max_in_flight
+        self._wake_waiters()
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._submissions = 0
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait)
+
+    # -- slots --------------------------------------------------------------
+
+    async def _acquire_slot(self) -> None:
+        with self._lock:
+            if self._in_flight < self._max_in_flight and not self._waiters:
+                self._in_flight += 1
+                self._submissions += 1
+                return
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except BaseException:
+            with self._lock:
+                try:
+                    self._waiters.remove((loop, waiter))
+                    granted = False
+                except ValueError:
+                    granted = True  # a slot was handed to us as we were cancelled
+            if granted:
+                self._release_slot()
+            raise
+
+    def _on_done(self, _future: concurrent.futures.Future[object]) -> None:
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+        self._wake_waiters()
+
+    def _wake_waiters(self) -> None:
+        """Hand free slots to waiters, oldest first, on their own loops."""
+        while True:
+            with self._lock:
+                if not self._waiters or self._in_flight >= self._max_in_flight:
+                    return
+                loop, waiter = self._waiters.popleft()
+                self._in_flight += 1
+                self._submissions += 1
+            try:
+                loop.call_soon_threadsafe(self._grant, waiter)
+            except RuntimeError:  # that waiter's loop is closed
+                with self._lock:
+                    self._in_flight -= 1
+
+    def _grant(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled after it was popped: pass the slot on
+            self._release_slot()
+        else:
+            waiter.set_result(None)
+
+    def _get_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            with self._lock:
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        max_workers=self._max_workers,
+                        thread_name_prefix="aiofastread",
+                    )
+                executor = self._executor
+        return executor
+
+    def _reset_after_fork(self) -> None:
+        # The child has none of the parent's threads; their work is gone.
+        self._lock = threading.Lock()
+        self._executor = None
+        self._in_flight = 0
+        self._waiters.clear()
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+
+
+_default_pool = MissPool()
+
+
+def default_pool() -> MissPool:
+    """The process-wide pool used by every file unless told otherwise."""
+    return _default_pool
+
+
+async def run_blocking(
+    fn: Callable[..., T],
+    *args: object,
+    executor: concurrent.futures.Executor | None = None,
+) -> T:
+    """Run a blocking call in the default pool (helper for os, ospath...)."""
+    return await _default_pool.run(fn, *args, executor=executor)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _default_pool._reset_after_fork())

@@ -1,0 +1,150 @@
+"""The read path: policy -> inline preadv2(RWF_NOWAIT) -> pool for the rest.
+
+``read_at`` is shaped like asyncio's ``sock_sendfile``: try the native way,
+catch the one named "not now" outcome (a miss or a short read), fall back to
+the pool for exactly what is missing. Blocking reads run in the pool, are
+positional (``os.pread``) and never touch the OS file offset (invariant 2).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from aiofastread import _native
+from aiofastread._handle import FileHandle
+from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
+from aiofastread._runtime import POLICY
+
+# Reads to EOF of unknown length grow in steps of this size; 256 KiB keeps
+# the number of pool hops low without holding much memory per reader.
+READALL_STEP = 256 << 10
+
+
+def pread_full(fd: int, size: int, offset: int) -> bytes:
+    """Blocking: ``size`` bytes at ``offset``, fewer only at EOF (pool side)."""
+    first = os.pread(fd, size, offset)
+    if len(first) == size or not first:
+        return first
+    chunks = [first]
+    got = len(first)
+    while got < size:
+        chunk = os.pread(fd, size - got, offset + got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def pread_to_eof(fd: int, offset: int) -> bytes:
+    """Blocking: everything from ``offset`` to EOF (pool side)."""
+    size = os.fstat(fd).st_size
+    chunks = []
+    step = max(size - offset, 0) + 1  # +1 sees EOF (or growth) in one call
+    while True:
+        chunk = os.pread(fd, step, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        offset += len(chunk)
+        step = max(step, READALL_STEP)
+    return b"".join(chunks)
+
+
+def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
+    """Serve what the page cache has, without blocking.
+
+    Returns ``(data, complete)``. ``complete`` means ``data`` is the whole
+    answer (all ``size`` bytes, or a read that ends at EOF); otherwise
+    ``data`` is a cached prefix (maybe empty) and the caller finishes in the
+    pool. Records every outcome in the policy.
+    """
+    st = h.inode
+    decision = POLICY.decide(st, size, direct_io=h.direct_io)
+    if decision is Decision.POOL or not _native.CAN_READ_INLINE:
+        return b"", False
+    if decision is Decision.CHECK_RESIDENCY:
+        if not _resident(h, offset, size):
+            return b"", False
+    got = _native.read_nowait(h.fd, size, offset)
+    if isinstance(got, int):
+        err = -got
+        if err == errno.EAGAIN:
+            POLICY.record(st, Outcome.MISS)
+        elif err in UNSUPPORTED_ERRNOS:
+            POLICY.record(st, Outcome.UNSUPPORTED)
+        # Anything else (EIO, ...) is left for the pool's read to raise with
+        # the exception CPython would give.
+        return b"", False
+    n = len(got)
+    if n == size:
+        POLICY.record(st, Outcome.HIT, n)
+        return got, True
+    end = offset + n
+    if end >= h.size_hint:
+        # Short at or past the size we know: EOF (0 is trusted as EOF only
+        # there; kernels that lied below it are excluded in _native).
+        POLICY.record(st, Outcome.HIT, n)
+        return got, True
+    POLICY.record(st, Outcome.SHORT, n)
+    return got, False
+
+
+def _resident(h: FileHandle, offset: int, size: int) -> bool:
+    """Ask cachestat whether [offset, offset+size) is all in the page cache."""
+    st = h.inode
+    cachestat = _native.cachestat
+    length = min(size, h.size_hint - offset)
+    if cachestat is None or length <= 0:
+        # At or past EOF as far as we know: nothing to check, and a NOWAIT
+        # read there does no I/O. Unknown residency otherwise: not inline.
+        return length <= 0 and cachestat is not None
+    answer = cachestat(h.fd, offset, length)
+    if isinstance(answer, int):
+        # cachestat refused (ENOSYS under seccomp...): stay safe, use the pool.
+        return False
+    cached, pages = answer
+    if cached >= pages:
+        POLICY.record(st, Outcome.RESIDENT)
+        return True
+    POLICY.record(st, Outcome.NOT_RESIDENT)
+    return False
+
+
+async def read_at(h: FileHandle, offset: int, size: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer only at EOF), inline when cached."""
+    if size <= 0:
+        return b""
+    prefix, complete = try_inline(h, offset, size)
+    if complete:
+        return prefix
+    done = len(prefix)
+    rest: bytes = await h.run(pread_full, h.fd, size - done, offset + done)  # type: ignore[assignment]
+    POLICY.record(h.inode, Outcome.POOLED, len(rest))
+    end = offset + done + len(rest)
+    if end > h.size_hint:
+        h.size_hint = end
+    return prefix + rest if prefix else rest
+
+
+async def read_to_eof(h: FileHandle, offset: int) -> bytes:
+    """Everything from ``offset`` to EOF, inline when cached."""
+    size = max(h.size_hint - offset, 0)
+    if 0 < size < INLINE_MAX:
+        # +1 so that a file that grew since we looked shows it in one call.
+        data = await read_at(h, offset, size + 1)
+        if offset + len(data) >= h.size_hint and len(data) <= size:
+            return data
+        rest = await _pool_to_eof(h, offset + len(data))
+        return data + rest
+    return await _pool_to_eof(h, offset)
+
+
+async def _pool_to_eof(h: FileHandle, offset: int) -> bytes:
+    data: bytes = await h.run(pread_to_eof, h.fd, offset)  # type: ignore[assignment]
+    POLICY.record(h.inode, Outcome.POOLED, len(data))
+    end = offset + len(data)
+    if end > h.size_hint:
+        h.size_hint = end
+    return data

@@ -1,0 +1,98 @@
+"""Process-wide state: the policy table, the miss pool, and their knobs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiofastread import _native, _policy, _pool
+
+POLICY = _policy.Policy(has_cachestat=_native.cachestat is not None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """A frozen snapshot of every counter, taken by ``aiofastread.statistics()``.
+
+    inline_hits       reads served whole by preadv2(RWF_NOWAIT) on the loop
+    inline_misses     inline attempts that found nothing cached (EAGAIN)
+    short_reads       inline attempts that got a cached prefix only
+    skipped_cold      reads of COLD files sent to the pool without trying
+    unsupported       files found to have no NOWAIT path (tmpfs, FUSE, ...)
+    residency_checks  cachestat(2) calls made before a first inline read
+    pool_submissions  every job the miss pool ran (reads, opens, closes, ...)
+    pool_reads        reads (or read remainders) served by the pool
+    misses_in_flight  pool jobs submitted and not finished, right now
+    bytes_inline      bytes returned by inline reads
+    bytes_pooled      bytes returned by pool reads
+    tracked_files     inodes in the policy table
+    """
+
+    backend: str
+    fast_path: bool
+    inline_hits: int
+    inline_misses: int
+    short_reads: int
+    skipped_cold: int
+    unsupported: int
+    residency_checks: int
+    pool_submissions: int
+    pool_reads: int
+    misses_in_flight: int
+    pool_waiting: int
+    bytes_inline: int
+    bytes_pooled: int
+    tracked_files: int
+
+
+def statistics() -> Statistics:
+    totals = POLICY.totals()
+    pool = _pool.default_pool().statistics()
+    return Statistics(
+        backend=_native.BACKEND,
+        fast_path=POLICY.enabled and _native.CAN_READ_INLINE,
+        inline_hits=totals.inline_hits,
+        inline_misses=totals.inline_misses,
+        short_reads=totals.short_reads,
+        skipped_cold=totals.skipped_cold,
+        unsupported=totals.unsupported,
+        residency_checks=totals.residency_checks,
+        pool_submissions=pool.submissions,
+        pool_reads=totals.pool_reads,
+        misses_in_flight=pool.in_flight,
+        pool_waiting=pool.waiting,
+        bytes_inline=totals.bytes_inline,
+        bytes_pooled=totals.bytes_pooled,
+        tracked_files=len(POLICY),
+    )
+
+
+def reset_statistics() -> None:
+    """Zero the counters (file states are kept)."""
+    POLICY.reset()
+    _pool.default_pool().reset_counters()
+
+
+def configure(
+    *,
+    max_workers: int | None = None,
+    max_in_flight: int | None = None,
+    fast_path: bool | None = None,
+) -> None:
+    """Tune the library for this process.
+
+    max_workers    threads in the miss pool (default 16)
+    max_in_flight  pool jobs submitted at once before awaiters wait (1024)
+    fast_path      False sends every read to the pool: the thread-pool
+                   baseline, for comparison and for debugging
+    """
+    _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
+    if fast_path is not None:
+        if not isinstance(fast_path, bool):
+            raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
+        POLICY.enabled = fast_path
+
+
+def backend() -> str:
+    """Which read backend is in use: "native", "python" or "pool"."""
+    return _native.BACKEND
+

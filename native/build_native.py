@@ -1,0 +1,43 @@
+"""cffi build script for aiofastread's native seam (API mode).
+
+Built by setuptools through ``cffi_modules`` in setup.py. The extension is
+``optional``: when no C compiler is present the install still succeeds and
+``aiofastread._native`` falls back to ``os.preadv`` (or to the pool only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+ffibuilder = FFI()
+ffibuilder.cdef(
+    """
+    /* Positional read with RWF_* flags. Returns bytes read (>= 0) or -errno;
+       never raises, so a miss (-EAGAIN) costs no Python exception. */
+    long afr_pread_flags(int fd, char *buf, size_t len, long long offset, int flags);
+
+    /* cachestat(2) for [offset, offset+len). On success returns 0 and stores
+       the cached page count and the page count of the range; else -errno. */
+    int afr_cachestat(int fd, long long offset, long long len,
+                      unsigned long long *cached, unsigned long long *pages);
+
+    static const int AFR_HAS_PREADV2;
+    static const int AFR_HAS_CACHESTAT;
+    static const int AFR_RWF_NOWAIT;
+    static const long AFR_PAGE_SIZE;
+    """
+)
+ffibuilder.set_source(
+    "aiofastread._native_cffi",
+    (HERE / "aiofastread_native.c").read_text(),
+    # A missing compiler must not fail `pip install`: setuptools turns a
+    # failed optional extension into a warning.
+    optional=True,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)
