@@ -92,6 +92,14 @@ def configure(
         POLICY.enabled = fast_path
 
 
+def use_backend(name: str) -> None:
+    """Switch the read backend ("native", "python" or "pool"); for tests and
+    benchmarks. Normally chosen once at import (AIOFASTREAD_BACKEND)."""
+    _native.use(name)
+    POLICY.has_cachestat = _native.cachestat is not None
+    POLICY.clear()
+
+
 def backend() -> str:
     """Which read backend is in use: "native", "python" or "pool"."""
     return _native.BACKEND

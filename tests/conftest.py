@@ -1,0 +1,145 @@
+"""Shared fixtures: every test runs on each event loop and each read backend.
+
+Loops come from pytest-asyncio's ``pytest_asyncio_loop_factories`` hook
+(asyncio, and uvloop where installed). Backends (native, python, pool; those
+this machine has) come from the autouse ``backend`` fixture, the way
+markupsafe runs its suite against its speedups and without them.
+
+Page cache: files are made on a filesystem that supports RWF_NOWAIT (probed;
+tmpfs does not), warmed by reading and evicted with fsync + fadvise
+DONTNEED. This VM also drops page cache by itself after ~20 s, so tests warm
+right before they rely on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from aiofastread import _native, _runtime
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is in the test extra
+    uvloop = None
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+        "asyncio": asyncio.new_event_loop
+    }
+    if uvloop is not None:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories
+
+
+BACKENDS = _native.available()
+DEFAULT_BACKEND = _native.BACKEND
+
+
+@pytest.fixture(params=BACKENDS, autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The read backend for this test; the policy table starts empty."""
+    _runtime.use_backend(request.param)
+    _runtime.POLICY.enabled = True
+    try:
+        yield request.param
+    finally:
+        _runtime.use_backend(DEFAULT_BACKEND)
+        _runtime.POLICY.enabled = True
+
+
+def supports_nowait(directory: Path) -> bool:
+    """Whether files in ``directory`` answer preadv2(RWF_NOWAIT)."""
+    probe = directory / ".nowait-probe"
+    probe.write_bytes(b"x" * 4096)
+    fd = os.open(probe, os.O_RDONLY)
+    try:
+        os.preadv(fd, [bytearray(16)], 0, os.RWF_NOWAIT)
+    except OSError as exc:
+        return exc.errno == errno.EAGAIN
+    finally:
+        os.close(fd)
+        probe.unlink()
+    return True
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A directory whose filesystem supports RWF_NOWAIT (ext4 here)."""
+    if not (hasattr(os, "RWF_NOWAIT") and supports_nowait(tmp_path)):
+        pytest.skip(f"{tmp_path} does not support RWF_NOWAIT (tmpfs/overlayfs?)")
+    return tmp_path
+
+
+@pytest.fixture
+def tmpfs_dir() -> Iterator[Path]:
+    """A directory on tmpfs (no RWF_NOWAIT): a mount of our own if root,
+    else /dev/shm."""
+    mountpoint = Path(tempfile.mkdtemp(prefix="aiofastread-tmpfs-"))
+    mounted = False
+    if os.geteuid() == 0:
+        mounted = (
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mountpoint)],
+                capture_output=True,
+            ).returncode
+            == 0
+        )
+    try:
+        if mounted:
+            yield mountpoint
+        elif Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
+            with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:
+                yield Path(shm)
+        else:
+            pytest.skip("no tmpfs: not root (cannot mount) and no writable /dev/shm")
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(mountpoint)], check=True)
+        mountpoint.rmdir()
+
+
+def make_file(path: Path, size: int) -> bytes:
+    """Write ``size`` random bytes to ``path``; returns them."""
+    data = os.urandom(size)
+    path.write_bytes(data)
+    return data
+
+
+def warm(path: Path) -> None:
+    """Pull the whole file into the page cache."""
+    with open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages: fsync first (dirty pages stay), then DONTNEED."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def open_fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def fd_leak_check() -> Iterator[None]:
+    """Fails the test if it leaves more descriptors open than it found."""
+    before = open_fd_count()
+    yield
+    assert open_fd_count() <= before, "file descriptors leaked"
