@@ -131,6 +131,9 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
     heartbeat_file = out / f"{cfg.engine}-heartbeat.lat"
     with open(heartbeat_file, "wb") as fh:
         result.heartbeat.tofile(fh)
+    heartbeat_ends_file = out / f"{cfg.engine}-heartbeat-ends.lat"
+    with open(heartbeat_ends_file, "wb") as fh:
+        result.heartbeat_ends.tofile(fh)
     return {
         "engine": cfg.engine,
         "seconds": result.seconds,
@@ -139,6 +142,9 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
         "evictions": result.evictions,
         "workloads": workloads,
         "heartbeat_file": str(heartbeat_file),
+        "heartbeat_ends_file": str(heartbeat_ends_file),
+        "window": list(result.window),
+        "steal_ms": result.steal_ms,
         "loop": loop_impl,
         "backend": aiofastread.backend(),
         "pid": os.getpid(),

@@ -88,12 +88,19 @@ def probe_dir(path: str | os.PathLike[str]) -> ProbeResult:
         except BlockingIOError:
             pass  # EAGAIN: supported, the page just is not cached
         except OSError as exc:
-            code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-            return ProbeResult(p, fstype, False, f"RWF_NOWAIT read fails with {code}")
+            return ProbeResult(p, fstype, False, f"RWF_NOWAIT read fails with {_errno_name(exc)}")
         return ProbeResult(p, fstype, True, "ok")
     finally:
         os.close(fd)
         os.unlink(name)
+
+
+def _errno_name(exc: OSError) -> str:
+    # EOPNOTSUPP and ENOTSUP are one number on Linux and errorcode names it
+    # ENOTSUP; the kernel and the docs speak of EOPNOTSUPP.
+    if exc.errno == errno.EOPNOTSUPP:
+        return "EOPNOTSUPP (the filesystem has no non-blocking buffered read)"
+    return errno.errorcode.get(exc.errno or 0, str(exc.errno))
 
 
 def default_candidates() -> list[Path]:

@@ -145,9 +145,15 @@ def engine_report(run: RunResult, layout: Mapping[str, Mapping[str, Any]]) -> di
         },
         "stall_ms": {
             "worst": _round(hb[-1] / 1e6 if hb else 0.0),
+            "p99.9": _round(stats.percentile(hb, 99.9) / 1e6),
             "p99": _round(stats.percentile(hb, 99.0) / 1e6),
             "p50": _round(stats.percentile(hb, 50.0) / 1e6),
             "ticks": len(hb),
+            # The control (noise.py): the worst stall of an idle process in
+            # the same window, and the loop's worst stall minus the overlap.
+            "machine_worst": _round(run.noise["machine_worst"]) if run.noise else None,
+            "unexplained_worst": _round(run.noise["unexplained_worst"]) if run.noise else None,
+            "cpu_steal": _round(run.steal_ms) if run.steal_ms is not None else None,
         },
         "keep_cold_passes": run.evictions,
         "counters": dict(run.counters),
@@ -288,7 +294,7 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
         title=f"[bold]{e['label']}[/] ({variant}, {e['seconds']:.1f} s)",
         caption=(
             f"worst loop stall [bold]{stall['worst']:.2f} ms[/] (p99 {stall['p99']:.2f} ms, "
-            f"{stall['ticks']:,} heartbeats) · cached at start: {cached or '?'} · "
+            f"{stall['ticks']:,} heartbeats{_control(stall)}) · cached at start: {cached or '?'} · "
             f"{(e['loop'] or '?').split('.')[0]} loop · backend {e['backend']}"
         ),
         box=box.SIMPLE_HEAD,
@@ -317,6 +323,15 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
             end_section=label != "total" and label == rows[-1][0],
         )
     return table
+
+
+def _control(stall: Mapping[str, Any]) -> str:
+    if stall.get("machine_worst") is None:
+        return ""
+    return (
+        f"; an idle process stalled up to {stall['machine_worst']:.2f} ms meanwhile, "
+        f"unexplained by that {stall['unexplained_worst']:.2f} ms"
+    )
 
 
 def summary_table(variant: str, v: Mapping[str, Any]) -> Table:

@@ -35,7 +35,16 @@ from rich.progress import (
 )
 
 import aiofastread
-from aiofastread.benchmark import dataset, engines, fsprobe, plot, report, slowdev, workload
+from aiofastread.benchmark import (
+    dataset,
+    engines,
+    fsprobe,
+    noise,
+    plot,
+    report,
+    slowdev,
+    workload,
+)
 from aiofastread.benchmark.child import ChildConfig
 
 if TYPE_CHECKING:
@@ -97,7 +106,43 @@ def _child_env() -> dict[str, str]:
 def run_child(
     cfg: ChildConfig, on_progress: Callable[[float, int], None] | None = None
 ) -> workload.RunResult:
-    """Run one engine in a fresh interpreter and load what it measured."""
+    """Run one engine in a fresh interpreter and load what it measured.
+
+    An independent sleeper process runs alongside as the control for loop
+    stalls (noise.py).
+    """
+    noise_file = Path(cfg.out_dir) / f"{cfg.engine}-noise.bin"
+    with contextlib.ExitStack() as stack:
+        sleeper = stack.enter_context(
+            subprocess.Popen(
+                [sys.executable, "-m", "aiofastread.benchmark.noise", str(noise_file)],
+                stdin=subprocess.PIPE,
+                env=_child_env(),
+            )
+        )
+        stack.callback(_stop_sleeper, sleeper)
+        result = _run_engine_process(cfg, on_progress)
+    run = _load_result(result)
+    if noise_file.exists():
+        ends, lates = noise.load(str(noise_file))
+        run.noise = noise.analyse(run.heartbeat_ends, run.heartbeat, ends, lates, run.window)
+    return run
+
+
+def _stop_sleeper(proc: subprocess.Popen[bytes]) -> None:
+    if proc.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()  # EOF: it writes its file and exits
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _run_engine_process(
+    cfg: ChildConfig, on_progress: Callable[[float, int], None] | None
+) -> dict[str, Any]:
     with tempfile.TemporaryFile("w+", encoding="utf-8") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aiofastread.benchmark.child"],
@@ -118,6 +163,10 @@ def run_child(
             err.seek(0)
             tail = err.read()[-3000:]
             raise BenchError(f"engine {cfg.engine} failed (exit code {code}):\n{tail}")
+    return result
+
+
+def _load_result(result: dict[str, Any]) -> workload.RunResult:
     return workload.RunResult(
         engine=result["engine"],
         seconds=float(result["seconds"]),
@@ -133,11 +182,14 @@ def run_child(
             for name, w in result["workloads"].items()
         },
         heartbeat=_load_samples(result["heartbeat_file"]),
+        heartbeat_ends=_load_samples(result["heartbeat_ends_file"]),
         counters=result["counters"],
         cache_before=result["cache_before"],
         evictions=int(result["evictions"]),
         loop=str(result["loop"]),
         backend=str(result["backend"]),
+        window=(int(result["window"][0]), int(result["window"][1])),
+        steal_ms=result["steal_ms"],
     )
 
 

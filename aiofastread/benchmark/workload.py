@@ -23,6 +23,7 @@ import asyncio
 import bisect
 import dataclasses
 import itertools
+import os
 import random
 import threading
 import time
@@ -75,11 +76,15 @@ class RunResult:
     seconds: float  # from the start to the last completed read
     workloads: dict[str, WorkloadResult]
     heartbeat: array[int]  # lateness of every 1 ms tick, ns
+    heartbeat_ends: array[int]  # perf_counter_ns when each tick woke
     counters: dict[str, Any]
     cache_before: dict[str, float | None]  # residency right before the start
     evictions: int = 0  # keep-cold passes done during the run
     loop: str = ""  # the event loop class that ran it
     backend: str = ""  # aiofastread.backend() in the process that ran it
+    window: tuple[int, int] = (0, 0)  # perf_counter_ns of start and last completion
+    steal_ms: float | None = None  # CPU time the hypervisor took from the VM meanwhile
+    noise: dict[str, float] | None = None  # noise.analyse() of the run, if measured
 
 
 # -- offsets --------------------------------------------------------------------
@@ -206,13 +211,26 @@ async def _read_loop(
         last_done[0] = max(last_done[0], clock())
 
 
-async def _heartbeat(deadline_ns: int, lateness: array[int]) -> None:
+async def _heartbeat(deadline_ns: int, lateness: array[int], ends: array[int]) -> None:
     clock = time.perf_counter_ns
     period = HEARTBEAT_NS / 1e9
     while clock() < deadline_ns:
         t0 = clock()
         await asyncio.sleep(period)
-        lateness.append(max(clock() - t0 - HEARTBEAT_NS, 0))
+        t1 = clock()
+        lateness.append(max(t1 - t0 - HEARTBEAT_NS, 0))
+        ends.append(t1)
+
+
+def steal_ticks() -> int | None:
+    """Jiffies the hypervisor ran something else instead of this VM (/proc/stat)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    # cpu user nice system idle iowait irq softirq steal ...
+    return int(fields[8]) if len(fields) > 8 and fields[0] == "cpu" else None
 
 
 async def _ticker(
@@ -256,9 +274,11 @@ async def run_mix(
         results = {s.name: WorkloadResult(s.name, stats.new_samples()) for s in specs}
         streams = {s.name: offset_streams(s, read_size, theta, seed) for s in specs}
         lateness = stats.new_samples()
+        tick_ends = stats.new_samples()
         keeper = KeepCold(cold, keep_cold_interval) if keep_cold_interval else None
 
         engine.reset_counters()
+        steal0 = steal_ticks()
         start = time.perf_counter_ns()
         deadline = start + int(seconds * 1e9)
         last_done = [start]
@@ -270,13 +290,14 @@ async def run_mix(
                 for name, rs in readers.items()
                 for r, stream in zip(rs, streams[name], strict=False)
             ]
-            coros.append(_heartbeat(deadline, lateness))
+            coros.append(_heartbeat(deadline, lateness, tick_ends))
             if tick is not None:
                 coros.append(_ticker(deadline, results, tick))
             await asyncio.gather(*coros)
         finally:
             if keeper is not None:
                 keeper.stop()
+        steal1 = steal_ticks()
         counters = engine.counters()
         for name, rs in readers.items():
             res = results[name]
@@ -289,9 +310,16 @@ async def run_mix(
             seconds=(last_done[0] - start) / 1e9,
             workloads=results,
             heartbeat=lateness,
+            heartbeat_ends=tick_ends,
             counters=counters,
             cache_before=cache_before,
             evictions=keeper.passes if keeper is not None else 0,
+            window=(start, last_done[0]),
+            steal_ms=(
+                (steal1 - steal0) * 1000.0 / os.sysconf("SC_CLK_TCK")
+                if steal0 is not None and steal1 is not None
+                else None
+            ),
         )
     finally:
         for rs in readers.values():
