@@ -341,8 +341,9 @@ LAYOUT = {
     "f3": {"pattern": "sequential", "tasks": 2, "file_size": 1 << 20},
 }
 WORKLOAD_FIELDS = {
-    "pattern", "tasks", "file_size", "reads", "bytes", "mb_per_s", "read_share", "latency_us",
-    "under_10us", "fast_path", "pool_submissions", "cached_at_start", "cdf",
+    "pattern", "tasks", "rate", "file_size", "reads", "bytes", "mb_per_s", "read_share",
+    "latency_us", "under_10us", "fast_path", "pool_submissions", "cached_at_start", "wrapped",
+    "cdf",
 }  # fmt: skip
 LATENCY_FIELDS = {"count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"}
 STALL_FIELDS = {

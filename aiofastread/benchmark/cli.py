@@ -64,6 +64,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def _count(text: str) -> int:
     try:
         value = int(text)
@@ -179,6 +189,15 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
             metavar="N",
             help=f"concurrent tasks reading {name} ({workload.PATTERNS[name]}; 0 leaves it out)",
         )
+    for name in DEFAULT_TASKS:
+        d.add_argument(
+            f"--{name}-rate",
+            type=_non_negative_float,
+            default=0.0,
+            metavar="READS/S",
+            help=f"pace {name} to this many reads/s (open loop, fio's rate); "
+            "0: each task reads as fast as it can (closed loop)",
+        )
     d.add_argument(
         "--zipf-theta",
         type=_positive_float,
@@ -217,6 +236,7 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
         f3_size=args.f3_size,
         read_size=args.read_size,
         tasks={"f1": args.f1_tasks, "f2": args.f2_tasks, "f3": args.f3_tasks},
+        rates={"f1": args.f1_rate, "f2": args.f2_rate, "f3": args.f3_rate},
         workers=args.workers,
         engines=args.engines or list(engines.ENGINE_NAMES),
         engines_explicit=args.engines is not None,

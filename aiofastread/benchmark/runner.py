@@ -69,6 +69,7 @@ class BenchConfig:
     f3_size: int
     read_size: int
     tasks: dict[str, int]
+    rates: dict[str, float]  # reads/s per workload; 0 = closed loop
     workers: int
     engines: list[str]
     engines_explicit: bool
@@ -341,6 +342,7 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
         name: {
             "pattern": workload.PATTERNS[name],
             "tasks": cfg.tasks[name],
+            "rate": cfg.rates[name],
             "file_size": cfg.spec().sizes()[name],
         }
         for name in workload.WORKLOADS
@@ -361,6 +363,7 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
                 int(meta["file_size"]),
                 int(meta["tasks"]),
                 str(meta["pattern"]),
+                float(meta["rate"]),
             )
             for name, meta in specs_meta.items()
         ]

@@ -56,6 +56,7 @@ class WorkloadSpec:
     file_size: int
     tasks: int
     pattern: str  # "zipf" | "uniform" | "sequential"
+    rate: float = 0.0  # reads/s for the whole workload; 0: closed loop, as fast as it goes
 
 
 @dataclasses.dataclass
@@ -190,12 +191,17 @@ async def _read_loop(
     deadline_ns: int,
     result: WorkloadResult,
     last_done: list[int],
+    interval_ns: int = 0,
 ) -> None:
+    """One task. ``interval_ns`` > 0 paces it (open loop): read k starts at
+    ``start + k * interval`` or, when the task is behind, right away. The
+    latency is timed from the actual start, as fio does with ``rate``."""
     clock = time.perf_counter_ns
     record = result.samples.append
     read = reader.read
     sleep = asyncio.sleep
     nbytes = reads = 0
+    due = clock()
     try:
         while clock() < deadline_ns:
             offset = next(offsets)
@@ -204,7 +210,11 @@ async def _read_loop(
             t1 = clock()
             record(t1 - t0)
             reads += 1
-            await sleep(0)
+            if interval_ns:
+                due += interval_ns
+                await sleep(max(due - t1, 0) / 1e9)
+            else:
+                await sleep(0)
     finally:
         result.bytes += nbytes
         result.reads += reads
@@ -277,6 +287,10 @@ async def run_mix(
         tick_ends = stats.new_samples()
         keeper = KeepCold(cold, keep_cold_interval) if keep_cold_interval else None
 
+        # Each of a workload's tasks takes an equal part of its rate.
+        intervals = {
+            s.name: int(s.tasks * 1e9 / s.rate) if s.rate > 0 else 0 for s in specs if s.tasks
+        }
         engine.reset_counters()
         steal0 = steal_ticks()
         start = time.perf_counter_ns()
@@ -286,7 +300,9 @@ async def run_mix(
             keeper.start()
         try:
             coros = [
-                _read_loop(r, stream, read_size, deadline, results[name], last_done)
+                _read_loop(
+                    r, stream, read_size, deadline, results[name], last_done, intervals[name]
+                )
                 for name, rs in readers.items()
                 for r, stream in zip(rs, streams[name], strict=False)
             ]
