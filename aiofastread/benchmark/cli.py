@@ -222,6 +222,13 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         metavar="PATH",
         help="draw latency CDFs per workload and engine as PNG (needs matplotlib)",
     )
+    o.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="write the tables as markdown (what docs/benchmarks.md shows)",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -248,6 +255,7 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
         slow_device=args.slow_device,
         json_path=args.json,
         plot_path=args.plot,
+        markdown_path=args.markdown,
         progress=not args.no_progress,
     )
 

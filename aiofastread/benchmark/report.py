@@ -395,3 +395,115 @@ def render(console: Console, report: Mapping[str, Any]) -> None:
             bar = f"{c['op']} {c['bound']}{c['unit']}"
             console.print(f"  {mark} {c['what']}: {c['value']}{c['unit']} (bar {bar})")
         console.print()
+
+
+# -- markdown (docs/benchmarks.md is made of these) -----------------------------------------
+
+
+def _md_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def to_markdown(report: Mapping[str, Any]) -> str:
+    """The report's tables as GitHub markdown: per variant, the comparison
+    and then one table per engine (``--markdown``; docs/benchmarks.md)."""
+    lines: list[str] = []
+    for variant, v in report["variants"].items():
+        comp = v["comparison"]
+        base = comp["baseline"]
+        lines += [f"**{variant}: engines compared** (baseline: {LABELS.get(base, base)})", ""]
+        lines.append(
+            _md_row(
+                [
+                    "engine",
+                    "total MB/s",
+                    "vs baseline",
+                    "f1 p50",
+                    "f1 p99",
+                    "f1 < 10 us",
+                    "worst loop stall",
+                    "idle process's worst / unexplained",
+                    "NOWAIT tries",
+                    "avoided",
+                ]
+            )
+        )
+        lines.append(_md_row(["---"] + ["--:"] * 9))
+        for name, e in v["engines"].items():
+            f1 = e["workloads"].get("f1")
+            fp = e["total"]["fast_path"]
+            ratio = comp["bandwidth_ratio"].get(name)
+            st = e["stall_ms"]
+            control = "—"
+            if st.get("machine_worst") is not None:
+                control = f"{st['machine_worst']:.2f} / {st['unexplained_worst']:.2f} ms"
+            lines.append(
+                _md_row(
+                    [
+                        e["label"],
+                        f"{e['total']['mb_per_s']:.1f}",
+                        "—" if ratio is None else f"{ratio:.2f}x",
+                        fmt_us(f1["latency_us"]["p50"]) if f1 else "—",
+                        fmt_us(f1["latency_us"]["p99"]) if f1 else "—",
+                        _pct(f1["under_10us"]) if f1 else "—",
+                        f"{st['worst']:.2f} ms",
+                        control,
+                        f"{fp['attempts']:,}" if fp else "—",
+                        f"{fp['attempts_avoided']:,}" if fp else "—",
+                    ]
+                )
+            )
+        lines.append("")
+        for c in v["criteria"]:
+            mark = "pass" if c["passed"] else "**MISS**"
+            lines.append(
+                f"- {mark}: {c['what']} = {c['value']}{c['unit']} "
+                f"(bar {c['op']} {c['bound']}{c['unit']})"
+            )
+        if v["criteria"]:
+            lines.append("")
+        for e in v["engines"].values():
+            lines += [f"*{e['label']}* ({variant}, {e['seconds']:.1f} s)", ""]
+            lines.append(
+                _md_row(
+                    [
+                        "workload",
+                        "MB/s",
+                        "reads",
+                        "share",
+                        "p50",
+                        "p90",
+                        "p99",
+                        "p99.9",
+                        "< 10 us",
+                        "hit ratio",
+                        "pool subm.",
+                        "cached at start",
+                    ]
+                )
+            )
+            lines.append(_md_row(["---"] + ["--:"] * 11))
+            rows = [*e["workloads"].items(), ("total", e["total"])]
+            for label, row in rows:
+                lat = row["latency_us"]
+                fp = row["fast_path"]
+                lines.append(
+                    _md_row(
+                        [
+                            f"{label} ({row['pattern']})" if "pattern" in row else "**total**",
+                            f"{row['mb_per_s']:.1f}",
+                            f"{row['reads']:,}",
+                            _pct(row.get("read_share", 1.0)),
+                            fmt_us(lat["p50"]),
+                            fmt_us(lat["p90"]),
+                            fmt_us(lat["p99"]),
+                            fmt_us(lat["p99.9"]),
+                            _pct(row["under_10us"]),
+                            _pct(fp["hit_ratio"]) if fp else "—",
+                            f"{row['pool_submissions']:,}",
+                            _pct(row.get("cached_at_start")) if "cached_at_start" in row else "",
+                        ]
+                    )
+                )
+            lines.append("")
+    return "\n".join(lines)

@@ -53,6 +53,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 VARIANTS: tuple[str, ...] = ("mixed", "all-cold")
+# Warn above this 1-minute load average per CPU: half the machine is already
+# taken by something else, which is enough to shift thread-pool numbers.
+BUSY_LOAD_PER_CPU = 0.5
 MiB = 1 << 20
 
 
@@ -81,6 +84,7 @@ class BenchConfig:
     slow_device: int | None
     json_path: Path | None
     plot_path: Path | None
+    markdown_path: Path | None
     progress: bool
 
     def spec(self) -> dataset.DataSetSpec:
@@ -351,6 +355,13 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
     if not specs_meta:
         raise BenchError("every workload has 0 tasks: nothing to run")
     started = time.time()
+    load = _loadavg()
+    cpus = os.cpu_count() or 1
+    if load is not None and load[0] > BUSY_LOAD_PER_CPU * cpus:
+        err.print(
+            f"[yellow]warning:[/] the machine is busy (load average {load[0]:.2f} on {cpus} "
+            "CPUs): other processes take CPU time from the engines and the numbers will be noisy"
+        )
     with placement(cfg, err) as (directory, fstype, dev), make_progress(err, cfg.progress) as bar:
         machine = machine_info(fstype, directory)
         build = bar.add_task("building the data set", total=cfg.spec().total(), info="")
@@ -392,6 +403,9 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
     if cfg.json_path is not None:
         report.write_json(cfg.json_path, result)
         err.print(f"JSON report written to {cfg.json_path}")
+    if cfg.markdown_path is not None:
+        cfg.markdown_path.write_text(report.to_markdown(result), encoding="utf-8")
+        err.print(f"markdown tables written to {cfg.markdown_path}")
     if cfg.plot_path is not None:
         plot.plot_cdfs(result, cfg.plot_path, title=_plot_title(result))
         err.print(f"latency CDFs drawn in {cfg.plot_path}")
@@ -441,7 +455,7 @@ def _run_engine(
 
 def _config_json(cfg: BenchConfig) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
-    for key in ("directory", "json_path", "plot_path"):
+    for key in ("directory", "json_path", "plot_path", "markdown_path"):
         out[key] = None if out[key] is None else str(out[key])
     return out
 
