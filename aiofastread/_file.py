@@ -156,6 +156,7 @@ class AsyncBufferedReader:
         # Anything else (including the miss just seen: the general path
         # redoes the decision and records the outcome).
         size = check_size(size)
+        self._check_open("read of closed file")
         async with self._lock:
             self._check_open("read of closed file")
             if size < 0:
@@ -197,6 +198,7 @@ class AsyncBufferedReader:
 
     async def read1(self, size: int = -1) -> bytes:
         size = check_index(size)
+        self._check_open("read of closed file")
         async with self._lock:
             self._check_open("read of closed file")
             if size < 0:
@@ -232,6 +234,7 @@ class AsyncBufferedReader:
                 f"not {type(buffer).__name__}"
             )
         view = view.cast("B")
+        self._check_open(f"{what} of closed file")
         async with self._lock:
             self._check_open(f"{what} of closed file")
             data = await self._read_locked(len(view))
@@ -240,6 +243,7 @@ class AsyncBufferedReader:
 
     async def peek(self, size: int = 0) -> bytes:
         check_index(size)
+        self._check_open("peek of closed file")
         async with self._lock:
             self._check_open("peek of closed file")
             head = self._take_window(-1)
@@ -260,6 +264,7 @@ class AsyncBufferedReader:
 
     async def readline(self, size: int | None = -1) -> bytes:
         limit = check_size(size)
+        self._check_open("readline of closed file")
         async with self._lock:
             self._check_open("readline of closed file")
             return await self._readline_locked(limit)
@@ -297,6 +302,7 @@ class AsyncBufferedReader:
         limit = check_size(hint)
         lines: list[bytes] = []
         total = 0
+        self._check_open("I/O operation on closed file.")
         async with self._lock:
             self._check_open("I/O operation on closed file.")
             while True:
@@ -313,6 +319,7 @@ class AsyncBufferedReader:
         return self
 
     async def __anext__(self) -> bytes:
+        self._check_open("I/O operation on closed file.")
         async with self._lock:
             self._check_open("I/O operation on closed file.")
             line = await self._readline_locked(-1)
@@ -343,6 +350,7 @@ class AsyncBufferedReader:
             return offset
         offset = check_index(offset)
         whence = check_index(whence)
+        self._check_open("seek of closed file")
         async with self._lock:
             self._check_open("seek of closed file")
             if whence == os.SEEK_SET:

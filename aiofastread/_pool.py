@@ -20,7 +20,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -105,6 +105,41 @@ class MissPool:
         if on_done is not None:
             future.add_done_callback(lambda _f: on_done())
         return await asyncio.wrap_future(future)
+
+    async def run_undoable(
+        self,
+        fn: Callable[..., T],
+        *args: object,
+        undo: Callable[[T], object],
+        executor: concurrent.futures.Executor | None = None,
+    ) -> T:
+        """``run(fn, *args)`` whose result is handed to ``undo`` if nobody takes it.
+
+        For opens: when the awaiter is cancelled (or its loop closes) while
+        the thread is still opening, the descriptor it opens must not leak.
+        The thread itself undoes a result that arrives after its awaiter
+        left, so this holds even when no event loop is left to run anything.
+        """
+        handoff = _Handoff[T]()
+
+        def job() -> T:
+            result = fn(*args)
+            with handoff.lock:
+                if handoff.abandoned:
+                    undo(result)
+                else:
+                    handoff.result, handoff.ready = result, True
+            return result
+
+        try:
+            return await self.run(job, executor=executor)
+        except BaseException:
+            with handoff.lock:
+                handoff.abandoned = True
+                late = handoff.ready
+            if late:  # finished, but we left before taking the result
+                self.submit_detached(undo, handoff.result)
+            raise
 
     def submit_detached(self, fn: Callable[..., object], *args: object) -> None:
         """Run ``fn`` in a thread with nobody awaiting it (deferred closes).
@@ -228,6 +263,18 @@ class MissPool:
         self._executor = None
         self._in_flight = 0
         self._waiters.clear()
+
+
+class _Handoff(Generic[T]):
+    """A result passed from a pool thread to an awaiter that may have left."""
+
+    __slots__ = ("abandoned", "lock", "ready", "result")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.ready = False
+        self.result: T | None = None
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -123,14 +123,36 @@ def warm(path: Path) -> None:
             pass
 
 
-def evict(path: Path) -> None:
-    """Drop the file's pages: fsync first (dirty pages stay), then DONTNEED."""
+_cachestat = _native._make_ctypes_cachestat()
+
+
+def cached_pages(path: Path) -> int:
+    """Pages of ``path`` in the page cache (cachestat), -1 if unknown."""
+    if _cachestat is None:
+        return -1
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        answer = _cachestat(fd, 0, max(os.fstat(fd).st_size, 1))
     finally:
         os.close(fd)
+    return -1 if isinstance(answer, int) else answer[0]
+
+
+def evict(path: Path) -> None:
+    """Drop the file's pages: fsync first (dirty pages stay), then DONTNEED.
+
+    DONTNEED skips pages still sitting in another CPU's LRU batch, so it is
+    repeated until cachestat reports none left."""
+    for _ in range(50):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+        if cached_pages(path) <= 0:
+            return
+    raise AssertionError(f"could not evict {path}: {cached_pages(path)} pages stay cached")
 
 
 def open_fd_count() -> int:

@@ -1,0 +1,300 @@
+"""Where each read is served, proven by counters (never by timing)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aiofastread
+from aiofastread import _runtime
+from aiofastread._policy import REPROBE_EVERY
+from tests.conftest import evict, make_file, open_fd_count, warm
+
+
+def pool_submissions() -> int:
+    return aiofastread.statistics().pool_submissions
+
+
+async def test_warm_reads_are_inline_with_zero_pool_submissions(
+    data_dir: Path, backend: str
+) -> None:
+    path = data_dir / "hot.bin"
+    data = make_file(path, 1 << 20)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        assert await f.read(4096) == data[:4096]  # first read: cachestat, then inline
+        before = aiofastread.statistics()
+        for offset in (0, 8192, 500_000, (1 << 20) - 16384):
+            await f.seek(offset)
+            assert await f.read(16384) == data[offset : offset + 16384]
+            assert await f.pread(100, offset) == data[offset : offset + 100]
+        after = aiofastread.statistics()
+        if backend == "pool":
+            assert after.inline_hits == before.inline_hits == 0
+            assert after.pool_submissions - before.pool_submissions == 8
+        else:
+            assert after.pool_submissions == before.pool_submissions
+            assert after.inline_hits - before.inline_hits == 8
+            assert after.bytes_inline - before.bytes_inline == 4 * 16484
+            assert f.statistics().state == "warm"
+
+
+async def test_evicted_file_is_never_read_inline_without_residency(
+    data_dir: Path, backend: str
+) -> None:
+    path = data_dir / "cold.bin"
+    data = make_file(path, 256 << 10)
+    evict(path)
+    async with aiofastread.open(path, "rb") as f:
+        assert await f.read(16384) == data[:16384]
+        stats = f.statistics()
+        # No NOWAIT attempt on a file not known warm: cachestat said "not
+        # resident" and the pool read it.
+        assert (stats.inline_hits, stats.inline_misses, stats.short_reads) == (0, 0, 0)
+        assert stats.pool_reads == 1
+        if backend != "pool":
+            assert stats.residency_checks == 1
+            assert stats.state == "cold"
+
+
+async def test_cold_file_is_skipped_then_reprobed(data_dir: Path, backend: str) -> None:
+    if backend == "pool":
+        pytest.skip("the pool backend never probes")
+    path = data_dir / "cold.bin"
+    data = make_file(path, 1 << 20)
+    evict(path)
+    async with aiofastread.open(path, "rb") as f:
+        await f.read(4096)  # not resident -> COLD
+        assert f.statistics().state == "cold"
+        warm(path)  # the file warms up behind our back
+        for _ in range(REPROBE_EVERY - 1):
+            await f.read(4096)
+        stats = f.statistics()
+        assert stats.skipped_cold == REPROBE_EVERY - 1  # not even cachestat
+        assert stats.residency_checks == 1
+        assert stats.inline_hits == 0
+        offset = await f.tell()
+        assert await f.read(4096) == data[offset : offset + 4096]  # the re-probe
+        stats = f.statistics()
+        assert (stats.residency_checks, stats.inline_hits, stats.state) == (2, 1, "warm")
+
+
+async def test_partly_cached_range_keeps_prefix_and_pools_the_rest(
+    data_dir: Path, backend: str
+) -> None:
+    if backend == "pool":
+        pytest.skip("the pool backend never reads inline")
+    path = data_dir / "part.bin"
+    data = make_file(path, 1 << 20)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        assert await f.read(4096) == data[:4096]  # WARM now
+        evict(path)
+        fd = os.open(path, os.O_RDONLY)
+        try:  # cache exactly the first 64 KiB: no readahead on this fd
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+            os.pread(fd, 65536, 0)
+        finally:
+            os.close(fd)
+        await f.seek(0)
+        assert await f.read(256 << 10) == data[: 256 << 10]
+        stats = f.statistics()
+        assert stats.short_reads == 1
+        assert stats.pool_reads == 1
+        assert stats.bytes_inline == 4096 + 65536
+        assert stats.bytes_pooled == (256 << 10) - 65536
+
+
+async def test_eof(data_dir: Path) -> None:
+    path = data_dir / "small.bin"
+    data = make_file(path, 10_000)
+    warm(path)
+    async with aiofastread.open(path, "rb") as f:
+        assert await f.read(4096) == data[:4096]
+        await f.seek(9000)
+        assert await f.read(4096) == data[9000:]
+        assert await f.read(4096) == b""
+        assert await f.read() == b""
+        await f.seek(50_000)
+        assert await f.read(10) == b""
+        assert await f.tell() == 50_000
+        await f.seek(0)
+        assert await f.read() == data
+        assert await f.pread(100, 9950) == data[9950:]
+        assert await f.pread(100, 20_000) == b""
+
+
+async def test_file_growing_after_open_is_read_past_old_size(data_dir: Path) -> None:
+    path = data_dir / "grow.bin"
+    data = make_file(path, 5000)
+    warm(path)
+    async with aiofastread.open(path, "rb") as f:
+        assert await f.read() == data
+        with open(path, "ab") as w:
+            w.write(b"tail")
+        assert await f.read() == b"tail"
+        await f.seek(0)
+        assert await f.read() == data + b"tail"
+
+
+async def test_tmpfs_file_is_served_by_pool_and_marked_unsupported(
+    tmpfs_dir: Path, backend: str
+) -> None:
+    path = tmpfs_dir / "f.bin"
+    data = make_file(path, 100_000)
+    async with aiofastread.open(path, "rb") as f:
+        for offset in (0, 4096, 50_000):
+            await f.seek(offset)
+            assert await f.read(8192) == data[offset : offset + 8192]
+        stats = f.statistics()
+        if backend == "pool":
+            assert stats.unsupported == 0
+        else:
+            assert stats.state == "unsupported"
+            assert stats.unsupported == 1  # tried once, never again
+        assert stats.inline_hits == 0
+        assert stats.pool_reads == 3
+
+
+async def test_fast_path_off_sends_everything_to_the_pool(data_dir: Path) -> None:
+    path = data_dir / "f.bin"
+    data = make_file(path, 100_000)
+    warm(path)
+    aiofastread.configure(fast_path=False)
+    try:
+        async with aiofastread.open(path, "rb") as f:
+            before = pool_submissions()
+            assert await f.read(1000) == data[:1000]
+            assert await f.read(1000) == data[1000:2000]
+            assert pool_submissions() - before == 2
+            assert f.statistics().inline_hits == 0
+    finally:
+        aiofastread.configure(fast_path=True)
+
+
+async def test_policy_table_stays_bounded(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_runtime.POLICY, "max_tracked", 20)
+    for i in range(60):
+        path = data_dir / f"f{i}"
+        path.write_bytes(b"x" * 100)
+        async with aiofastread.open(path, "rb") as f:
+            assert await f.read() == b"x" * 100
+    stats = aiofastread.statistics()
+    assert stats.tracked_files == 20
+    # Counters of inodes that left the table still count in the totals.
+    assert stats.inline_hits + stats.pool_reads == 60
+
+
+class GatedExecutor(concurrent.futures.ThreadPoolExecutor):
+    """Runs jobs only once ``gate`` is set: holds a pool read in flight."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=2)
+        self.gate = threading.Event()
+        self.started = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        def gated() -> Any:
+            self.started.set()
+            self.gate.wait(30)
+            return fn(*args, **kwargs)
+
+        return super().submit(gated)
+
+
+@pytest.fixture
+def gated() -> Iterator[GatedExecutor]:
+    executor = GatedExecutor()
+    yield executor
+    executor.gate.set()
+    executor.shutdown(wait=True)
+
+
+async def wait_started(executor: GatedExecutor) -> None:
+    while not executor.started.is_set():
+        await asyncio.sleep(0)
+
+
+async def test_close_with_a_miss_in_flight_keeps_fd_until_it_finishes(
+    data_dir: Path, gated: GatedExecutor, fd_leak_check: None
+) -> None:
+    path = data_dir / "f.bin"
+    data = make_file(path, 100_000)
+    evict(path)
+    gated.gate.set()
+    f = await aiofastread.open(path, "rb", executor=gated)
+    gated.gate.clear()
+    gated.started.clear()
+    fd = f.fileno()
+    reader = asyncio.ensure_future(f.read(50_000))
+    await wait_started(gated)
+    closer = asyncio.ensure_future(f.close())
+    await asyncio.sleep(0)
+    assert f.closed
+    os.fstat(fd)  # still open: the read in the pool holds it
+    with pytest.raises(ValueError, match="read of closed file"):
+        await f.read(10)
+    gated.gate.set()
+    assert await reader == data[:50_000]
+    await closer
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+async def test_cancelled_read_leaves_position_unchanged(
+    data_dir: Path, gated: GatedExecutor, fd_leak_check: None
+) -> None:
+    path = data_dir / "f.bin"
+    data = make_file(path, 100_000)
+    evict(path)
+    gated.gate.set()
+    async with aiofastread.open(path, "rb", executor=gated) as f:
+        await f.seek(1000)
+        gated.gate.clear()
+        gated.started.clear()
+        reader = asyncio.ensure_future(f.read(5000))
+        await wait_started(gated)
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        assert await f.tell() == 1000
+        gated.gate.set()
+        assert await f.read(5000) == data[1000:6000]
+
+
+async def test_cancelled_open_leaks_nothing(data_dir: Path, gated: GatedExecutor) -> None:
+    path = data_dir / "f.bin"
+    make_file(path, 1000)
+    before = open_fd_count()
+    opener = asyncio.ensure_future(aiofastread.open(path, "rb", executor=gated))
+    await wait_started(gated)
+    opener.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await opener
+    gated.gate.set()
+    # The open finishes late in its thread, which closes what it opened
+    # before it counts as done.
+    for _ in range(5000):
+        if not aiofastread.statistics().misses_in_flight:
+            break
+        await asyncio.sleep(0.001)
+    assert aiofastread.statistics().misses_in_flight == 0
+    assert open_fd_count() == before
+
+
+async def test_many_readers_of_one_file_see_each_byte_once(data_dir: Path) -> None:
+    path = data_dir / "f.bin"
+    data = make_file(path, 50 * 3000)
+    warm(path)
+    async with aiofastread.open(path, "rb") as f:
+        chunks = await asyncio.gather(*(f.read(3000) for _ in range(50)))
+    assert sorted(chunks) == sorted(data[i : i + 3000] for i in range(0, len(data), 3000))
