@@ -133,10 +133,7 @@ def _make_native() -> tuple[ReadNowait, Cachestat | None]:
 
 
 def _py_read_nowait(fd: int, size: int, offset: int) -> bytes | int:
-    if size <= _SCRATCH_SIZE:
-        view = _scratch.view[:size]
-    else:
-        view = _aligned_view(size)
+    view = _scratch.view[:size] if size <= _SCRATCH_SIZE else _aligned_view(size)
     try:
         n = os.preadv(fd, [view], offset, RWF_NOWAIT)
     except OSError as exc:
@@ -149,8 +146,10 @@ class _CachestatRange(ctypes.Structure):
 
 
 class _CachestatResult(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_uint64) for name in (
-        "nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")]
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in ("nr_cache", "nr_dirty", "nr_writeback", "nr_evicted", "nr_recently_evicted")
+    ]
 
 
 def _make_ctypes_cachestat() -> Cachestat | None:
@@ -167,8 +166,13 @@ def _make_ctypes_cachestat() -> Cachestat | None:
     def cachestat(fd: int, offset: int, length: int) -> tuple[int, int] | int:
         rng = _CachestatRange(offset, length)
         res = _CachestatResult()
-        rc = syscall(ctypes.c_long(_SYS_CACHESTAT), ctypes.c_uint(fd), ctypes.byref(rng),
-                     ctypes.byref(res), ctypes.c_uint(0))
+        rc = syscall(
+            ctypes.c_long(_SYS_CACHESTAT),
+            ctypes.c_uint(fd),
+            ctypes.byref(rng),
+            ctypes.byref(res),
+            ctypes.c_uint(0),
+        )
         if rc < 0:
             return -ctypes.get_errno()
         first = offset // page

@@ -132,7 +132,7 @@ class FileStatistics:
 class InodeState:
     """What the policy knows of one inode."""
 
-    __slots__ = ("counters", "key", "reads_since_probe", "state", "hit_ratio", "__weakref__")
+    __slots__ = ("__weakref__", "counters", "hit_ratio", "key", "reads_since_probe", "state")
 
     def __init__(self, key: tuple[int, int]) -> None:
         self.key = key

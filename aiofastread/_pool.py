@@ -20,7 +20,7 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -68,9 +68,9 @@ class MissPool:
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._in_flight = 0
         self._submissions = 0
-        self._waiters: collections.deque[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
-        ] = collections.deque()
+        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
+            collections.deque()
+        )
 
     # -- public -------------------------------------------------------------
 
@@ -216,7 +216,7 @@ class MissPool:
                 self._release_slot()
             raise
 
-    def _on_done(self, _future: concurrent.futures.Future[object]) -> None:
+    def _on_done(self, _future: concurrent.futures.Future[Any]) -> None:
         self._release_slot()
 
     def _release_slot(self) -> None:

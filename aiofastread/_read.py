@@ -64,9 +64,8 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
     if decision is Decision.POOL or not _native.CAN_READ_INLINE:
         return b"", False
-    if decision is Decision.CHECK_RESIDENCY:
-        if not _resident(h, offset, size):
-            return b"", False
+    if decision is Decision.CHECK_RESIDENCY and not _resident(h, offset, size):
+        return b"", False
     got = _native.read_nowait(h.fd, size, offset)
     if isinstance(got, int):
         err = -got

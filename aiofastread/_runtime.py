@@ -103,4 +103,3 @@ def use_backend(name: str) -> None:
 def backend() -> str:
     """Which read backend is in use: "native", "python" or "pool"."""
     return _native.BACKEND
-

@@ -179,9 +179,7 @@ async def test_fast_path_off_sends_everything_to_the_pool(data_dir: Path) -> Non
         aiofastread.configure(fast_path=True)
 
 
-async def test_policy_table_stays_bounded(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_policy_table_stays_bounded(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_runtime.POLICY, "max_tracked", 20)
     for i in range(60):
         path = data_dir / f"f{i}"
