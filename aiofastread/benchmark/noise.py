@@ -101,4 +101,7 @@ def analyse(
 
 
 if __name__ == "__main__":
-    sys.exit(sleeper_main(sys.argv[1]))
+    try:
+        sys.exit(sleeper_main(sys.argv[1]))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group
+        sys.exit(130)
