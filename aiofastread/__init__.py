@@ -5,10 +5,19 @@ docs/migrating.md. ``statistics()``, ``configure()`` and ``backend()`` are
 what aiofastread adds.
 """
 
+from aiofastread import tempfile, threadpool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager, open
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
+from aiofastread.threadpool import (
+    stderr,
+    stderr_bytes,
+    stdin,
+    stdin_bytes,
+    stdout,
+    stdout_bytes,
+)
 
 __all__ = [
     "AiofilesContextManager",
@@ -20,4 +29,12 @@ __all__ = [
     "open",
     "reset_statistics",
     "statistics",
+    "stderr",
+    "stderr_bytes",
+    "stdin",
+    "stdin_bytes",
+    "stdout",
+    "stdout_bytes",
+    "tempfile",
+    "threadpool",
 ]

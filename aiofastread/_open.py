@@ -2,24 +2,43 @@
 
 The open itself (and the fstat that follows) runs in the pool: a path
 lookup can block on a cold directory or a network filesystem. CPython's
-``io.open`` does the opening, so every mode, argument check, exception and
-warning is CPython's own; we then take its FileIO and build our object.
+``io.open`` does the opening (through ``threadpool.sync_open``, looked up at
+each call so tests can patch it, as with aiofiles), so every mode, argument
+check, exception and warning is CPython's own. Then "rb" gets our
+hand-written reader, every other mode on a regular file CPython's own io
+stack over our raw (``_bridge``), and anything else aiofiles' wrapping.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import io
 import os
+import stat
 from collections.abc import Callable, Coroutine, Generator
-from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from aiofastread import _pool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._handle import FileHandle, is_direct_io
 from aiofastread._runtime import POLICY
+
+if TYPE_CHECKING:
+    import concurrent.futures
+    from types import TracebackType
+
+    from _typeshed import (
+        FileDescriptorOrPath,
+        OpenBinaryMode,
+        OpenBinaryModeReading,
+        OpenBinaryModeUpdating,
+        OpenBinaryModeWriting,
+        OpenTextMode,
+    )
+
+    from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncFileIO
+    from aiofastread.threadpool.binary import AsyncBufferedReader as AsyncBufferedRandom
+    from aiofastread.threadpool.text import AsyncTextIOWrapper
 
 T = TypeVar("T")
 
@@ -61,7 +80,96 @@ class AiofilesContextManager(Generic[T]):
             await obj.close()  # type: ignore[attr-defined]
 
 
-def open(  # noqa: A001 - the point of the library
+_Opener = Callable[[str, int], int]
+
+
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenTextMode = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncTextIOWrapper]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryMode,
+    buffering: Literal[0],
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncFileIO]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeReading,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncBufferedReader]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeUpdating,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncBufferedRandom]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeWriting,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncBufferedIOBase]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: str,
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[Any]: ...
+
+
+def open(
     file: Any,
     mode: str = "r",
     buffering: int = -1,
@@ -76,29 +184,91 @@ def open(  # noqa: A001 - the point of the library
 ) -> AiofilesContextManager[Any]:
     """Open a file; same arguments, results and exceptions as aiofiles.open."""
     return AiofilesContextManager(
-        _open(file, mode, buffering, encoding, errors, newline, closefd, opener,
-              loop=loop, executor=executor)
+        _open(
+            file,
+            mode,
+            buffering,
+            encoding,
+            errors,
+            newline,
+            closefd,
+            opener,
+            loop=loop,
+            executor=executor,
+        )
     )
 
 
-class _Opened:
-    """What the pool job hands back to the loop."""
+class Opened:
+    """What the pool job hands back to the loop: the object, and for a
+    regular file opened by io.open, what the fast path needs to know."""
 
-    __slots__ = ("direct_io", "dev", "ino", "obj", "size")
+    __slots__ = ("bridgeable", "dev", "direct_io", "ino", "obj", "owner", "pos", "size")
 
-    def __init__(self, obj: Any, dev: int, ino: int, size: int, direct_io: bool) -> None:
-        self.obj, self.dev, self.ino, self.size, self.direct_io = obj, dev, ino, size, direct_io
+    def __init__(
+        self,
+        obj: Any,
+        dev: int = 0,
+        ino: int = 0,
+        size: int = 0,
+        direct_io: bool = False,
+        pos: int = 0,
+        *,
+        bridgeable: bool = False,
+    ) -> None:
+        self.obj, self.dev, self.ino, self.size = obj, dev, ino, size
+        self.direct_io, self.pos, self.bridgeable = direct_io, pos, bridgeable
+        self.owner: Any = obj  # what to close if nobody takes it (a tempfile wrapper)
+
+
+def _fileio_of(obj: Any) -> io.FileIO | None:
+    """The FileIO under an io.open-made stack (exact C types), else None."""
+    if type(obj) is io.TextIOWrapper:
+        obj = obj.buffer
+    if type(obj) in (io.BufferedReader, io.BufferedWriter, io.BufferedRandom):
+        obj = obj.raw
+    return obj if type(obj) is io.FileIO else None
+
+
+def describe(obj: Any) -> Opened:
+    """Blocking (pool): fstat what was opened. Only regular files take the
+    fast path; pipes, ttys, devices and foreign objects are wrapped the
+    aiofiles way (positional I/O needs a file with offsets and a size)."""
+    raw = _fileio_of(obj)
+    if raw is None:
+        return Opened(obj)
+    fd = raw.fileno()
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        return Opened(obj)
+    pos = os.lseek(fd, 0, os.SEEK_CUR)  # not 0 for an inherited fd, or "a"
+    return Opened(obj, st.st_dev, st.st_ino, st.st_size, is_direct_io(fd), pos, bridgeable=True)
 
 
 def _open_blocking(
-    file: Any, mode: str, buffering: int, encoding: str | None, errors: str | None,
-    newline: str | None, closefd: bool, opener: Callable[[str, int], int] | None,
-) -> _Opened:
-    obj = io.open(file, mode, buffering, encoding, errors, newline, closefd, opener)  # noqa: UP020
+    sync_open: Callable[..., Any],
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[str, int], int] | None,
+) -> Opened:
+    # Called exactly as aiofiles calls it, so a mock asserting the call matches.
+    obj = sync_open(
+        file,
+        mode=mode,
+        buffering=buffering,
+        encoding=encoding,
+        errors=errors,
+        newline=newline,
+        closefd=closefd,
+        opener=opener,
+    )
     try:
-        fd = obj.fileno()
-        st = os.fstat(fd)
-        return _Opened(obj, st.st_dev, st.st_ino, st.st_size, is_direct_io(fd))
+        return describe(obj)
     except BaseException:
         obj.close()
         raise
@@ -109,41 +279,108 @@ def _is_plain_binary_read(mode: str, buffering: int) -> bool:
 
 
 async def _open(
-    file: Any, mode: str, buffering: int, encoding: str | None, errors: str | None,
-    newline: str | None, closefd: bool, opener: Callable[[str, int], int] | None,
-    *, loop: asyncio.AbstractEventLoop | None, executor: concurrent.futures.Executor | None,
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[str, int], int] | None,
+    *,
+    loop: asyncio.AbstractEventLoop | None,
+    executor: concurrent.futures.Executor | None,
 ) -> Any:
+    from aiofastread import threadpool  # looked up now: tests patch it
+
     pool = _pool.default_pool()
-    opened: _Opened = await _open_shielded(
-        pool, executor, file, mode, buffering, encoding, errors, newline, closefd, opener
+    opened: Opened = await _open_shielded(
+        pool,
+        executor,
+        threadpool.sync_open,
+        file,
+        mode,
+        buffering,
+        encoding,
+        errors,
+        newline,
+        closefd,
+        opener,
     )
+    return make_async(
+        opened,
+        mode=mode,
+        buffering=buffering,
+        newline=newline,
+        pool=pool,
+        loop=loop,
+        executor=executor,
+    )
+
+
+def make_async(
+    opened: Opened,
+    *,
+    mode: str,
+    buffering: int,
+    newline: str | None,
+    pool: _pool.MissPool,
+    loop: asyncio.AbstractEventLoop | None,
+    executor: concurrent.futures.Executor | None,
+) -> Any:
+    """The async object for what was opened (on the loop, no I/O)."""
+    from aiofastread import threadpool
+
+    if not opened.bridgeable:
+        return threadpool.wrap(opened.obj, loop=loop, executor=executor)
     inode = POLICY.state_for(opened.dev, opened.ino)
-    if _is_plain_binary_read(mode, buffering):
-        raw = opened.obj.detach()
-        handle = FileHandle(raw, inode, size=opened.size, direct_io=opened.direct_io,
-                            pool=pool, executor=executor)
-        return AsyncBufferedReader(handle, name=raw.name, mode=raw.mode, loop=loop,
-                                   executor=executor)
+    if _is_plain_binary_read(mode, buffering) and type(opened.obj) is io.BufferedReader:
+        raw = cast(io.FileIO, opened.obj.detach())
+        handle = FileHandle(
+            raw, inode, size=opened.size, direct_io=opened.direct_io, pool=pool, executor=executor
+        )
+        reader = AsyncBufferedReader(
+            handle, name=raw.name, mode=raw.mode, loop=loop, executor=executor
+        )
+        reader._pos = opened.pos  # an inherited fd may not be at offset 0
+        return reader
     from aiofastread._bridge import wrap_opened  # the CPython-io layer over our raw
 
-    return wrap_opened(opened.obj, inode, size=opened.size, direct_io=opened.direct_io,
-                       pool=pool, loop=loop, executor=executor)
+    return wrap_opened(
+        opened.obj,
+        inode,
+        size=opened.size,
+        direct_io=opened.direct_io,
+        pool=pool,
+        loop=loop,
+        executor=executor,
+        pos=opened.pos,
+        buffering=buffering,
+        newline=newline,
+    )
 
 
 async def _open_shielded(
     pool: _pool.MissPool, executor: concurrent.futures.Executor | None, *args: Any
-) -> _Opened:
-    """Open in the pool; if the awaiter is cancelled, close what was opened.
+) -> Opened:
+    """Open in the pool; if the awaiter is cancelled, close what was opened."""
+    opened: Opened = await run_undoing_late(
+        pool, executor, lambda o: o.owner.close(), _open_blocking, *args
+    )
+    return opened
 
-    The thread may finish the open after we were cancelled: its result must
-    not leak a descriptor, so a done-callback closes it (in the pool).
+
+async def run_undoing_late(
+    pool: _pool.MissPool,
+    executor: concurrent.futures.Executor | None,
+    undo: Callable[[T], object],
+    fn: Callable[..., T],
+    *args: Any,
+) -> T:
+    """``fn(*args)`` in the pool; if the awaiter is cancelled, ``undo`` it.
+
+    The thread may finish after we were cancelled: its result must not leak
+    a descriptor (or a temporary file), so a done-callback undoes it, in the
+    pool.
     """
-    task = asyncio.ensure_future(pool.run(_open_blocking, *args, executor=executor))
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        def _close_late(t: asyncio.Future[_Opened]) -> None:
-            if not t.cancelled() and t.exception() is None:
-                pool.submit_detached(t.result().obj.close)
-        task.add_done_callback(_close_late)
-        raise
+    return await pool.run_undoable(fn, *args, undo=undo, executor=executor)

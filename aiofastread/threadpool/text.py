@@ -1,0 +1,110 @@
+"""Async text files: aiofiles' ``threadpool/text.py`` classes.
+
+For files ``open()`` opened, the wrapped object is CPython's own
+io.TextIOWrapper over our bridged raw, so decoding, newline translation
+and tell()/seek() cookies are CPython's; ``readline`` and ``async for`` are
+served on the loop when the bytes of the line are in memory already.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["AsyncTextIOWrapper", "AsyncTextIndirectIOWrapper"]
+
+
+class AsyncTextIOWrapper(AsyncBase[str]):
+    """The asyncio version of io.TextIOWrapper."""
+
+    _file: io.TextIOWrapper
+
+    async def close(self) -> None:
+        await self._close()
+
+    async def flush(self) -> None:
+        await self._run(self._file.flush)
+
+    async def isatty(self) -> bool:
+        return await self._run(self._file.isatty)
+
+    async def read(self, size: int | None = -1, /) -> str:
+        return await self._run(self._file.read, size)
+
+    async def readable(self) -> bool:
+        return await self._run(self._file.readable)
+
+    async def readline(self, size: int = -1, /) -> str:
+        line: str = await self._readline(size)
+        return line
+
+    async def readlines(self, hint: int = -1, /) -> list[str]:
+        return await self._run(self._file.readlines, hint)
+
+    async def seek(self, cookie: int, whence: int = io.SEEK_SET, /) -> int:
+        return await self._run(self._file.seek, cookie, whence)
+
+    async def seekable(self) -> bool:
+        return await self._run(self._file.seekable)
+
+    async def tell(self) -> int:
+        return await self._run(self._file.tell)
+
+    async def truncate(self, pos: int | None = None, /) -> int:
+        return await self._run(self._file.truncate, pos)
+
+    async def write(self, s: str, /) -> int:
+        return await self._run(self._file.write, s)
+
+    async def writable(self) -> bool:
+        return await self._run(self._file.writable)
+
+    async def writelines(self, lines: Iterable[str], /) -> None:
+        await self._run(self._file.writelines, lines)
+
+    def detach(self) -> BinaryIO:
+        return self._file.detach()  # type: ignore[return-value]
+
+    def fileno(self) -> int:
+        return self._file.fileno()
+
+    @property
+    def buffer(self) -> BinaryIO:
+        return cast(BinaryIO, self._file.buffer)
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    @property
+    def encoding(self) -> str:
+        return self._file.encoding
+
+    @property
+    def errors(self) -> str | None:
+        return self._file.errors
+
+    @property
+    def line_buffering(self) -> bool:
+        return self._file.line_buffering
+
+    @property
+    def newlines(self) -> str | tuple[str, ...] | None:
+        return self._file.newlines
+
+    @property
+    def name(self) -> Any:
+        return self._file.name
+
+    @property
+    def mode(self) -> str:
+        return self._file.mode
+
+
+class AsyncTextIndirectIOWrapper(AsyncIndirectBase[str], AsyncTextIOWrapper):
+    """AsyncTextIOWrapper over a stream looked up at each use (sys.stdout...)."""
