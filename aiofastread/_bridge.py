@@ -76,6 +76,10 @@ class Counters:
 class BridgeRaw(io.RawIOBase):
     """A FileIO look-alike whose I/O goes through the inline path and the pool."""
 
+    # A plain attribute, not a property: TextIOWrapper.readline asks the raw
+    # whether it is closed on every call, and a property costs ~0.3 us a line.
+    closed: bool = False
+
     def __init__(self, handle: FileHandle, pos: int, line_end: bytes | None, universal: bool):
         super().__init__()
         self._h = handle
@@ -83,7 +87,6 @@ class BridgeRaw(io.RawIOBase):
         self._readable = self._fio.readable()
         self._writable = self._fio.writable()
         self._append = "a" in self._fio.mode
-        self._closed = False
         self._pos = pos
         # The read-ahead window: file bytes [_wpos, _wpos + len(_win)); the
         # position is always inside it or at its end.
@@ -91,20 +94,19 @@ class BridgeRaw(io.RawIOBase):
         self._wview = memoryview(b"")
         self._wpos = pos
         self._seq_end = -1  # where the last fetch ended: sequential reads fetch more
+        self._win_eof = False  # the window ends where the file did when read
         self._line_end = line_end
         self._universal = universal
-        # One past the last line end in the window (-1: none); the line fast
-        # path runs only while this is ahead of the position.
-        self.term_end = -1
+        # Line fast path cache: where the first line from _scan_pos ends
+        # (file offset, -1 if not in the window).
+        self._scan_pos = -1
+        self._scan_end = -1
+        self.fits_at = -1  # position at which line_fits() last said yes
         # The greenlet of the operation running now (set by Bridge.run).
         self.owner: greenlet.greenlet | None = None
         self.speculating = False
 
     # -- attributes (FileIO's) -------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def name(self) -> Any:
@@ -127,7 +129,7 @@ class BridgeRaw(io.RawIOBase):
         return self._fio._blksize  # type: ignore[attr-defined,no-any-return]
 
     def __repr__(self) -> str:
-        if self._closed:
+        if self.closed:
             return "<aiofastread BridgeRaw [closed]>"
         return (
             f"<aiofastread BridgeRaw name={self.name!r} mode={self.mode!r} "
@@ -228,16 +230,17 @@ class BridgeRaw(io.RawIOBase):
         return b"".join(parts)
 
     def _read_into(self, view: memoryview) -> int:
-        """Fill ``view`` from the position: short only at EOF, or, outside the
-        operation's greenlet, where the window ends (a raw may read short)."""
+        """Fill ``view`` from the position, short only at EOF, as FileIO
+        does on a regular file: CPython's layers above then see the same
+        chunks (decode errors, ``newlines`` and cookies depend on them)."""
         n = len(view)
         got = 0
         while got < n:
             off = self._pos - self._wpos
             avail = len(self._win) - off
             if avail <= 0:
-                if got and not self._in_owner():
-                    break
+                if self.speculating and self._win_eof:
+                    break  # EOF as the window saw it; no I/O on the loop
                 self._refill(n - got)
                 off, avail = 0, len(self._win)
                 if not avail:
@@ -252,45 +255,72 @@ class BridgeRaw(io.RawIOBase):
         """Make the window start at the position: inline if cached, else pool."""
         h = self._h
         pos = self._pos
-        data, complete = try_inline(h, pos, max(want, INLINE_WINDOW))
+        size = max(want, INLINE_WINDOW)
+        data, complete = try_inline(h, pos, size)
         if not data and not complete:
             size = max(want, POOL_WINDOW if pos == self._seq_end else INLINE_WINDOW)
             data = self._block(pread_full, h.fd, size, pos)
+            complete = True
             POLICY.record(h.inode, Outcome.POOLED, len(data))
             h.size_hint = max(h.size_hint, pos + len(data))
-        self._set_window(pos, data)
+        self._set_window(pos, data, eof=complete and len(data) < size)
         self._seq_end = pos + len(data)
 
-    def extend_inline(self) -> bool:
-        """Append the next cached bytes to the window without blocking.
+    # -- the line fast path (Bridge.readline_now) ----------------------------
 
-        For the line fast path, on the loop. True if a line end is now ahead
-        of the position. Stops at the size known at open: past it, reads go
-        through the greenlet (which also learns the new size).
+    def line_fits(self, chunk: int) -> bool:
+        """Whether a readline from here is served by the window alone.
+
+        The layers above ask for ``chunk`` bytes at a time (TextIOWrapper's
+        _CHUNK_SIZE); every request up to the one holding the line end must
+        be filled whole, as FileIO would, or the window must end at EOF.
         """
-        end = self._wpos + len(self._win)
-        if not self._readable or end >= self._h.size_hint:
-            return False
-        data, _complete = try_inline(self._h, end, INLINE_WINDOW)
-        if not data:
-            return False
-        self._set_window(self._pos, self._win[self._pos - self._wpos :] + data)
-        self._seq_end = self._wpos + len(self._win)
-        return self.term_end > self._pos
+        pos = self._pos
+        if self._scan_pos != pos:
+            self._scan_pos = pos
+            self._scan_end = self._first_line_end(pos)
+        if self._scan_end < 0:
+            return self._win_eof
+        need = -(-(self._scan_end - pos) // chunk) * chunk
+        return pos + need <= self._wpos + len(self._win) or self._win_eof
 
-    def _set_window(self, start: int, data: bytes) -> None:
+    def _first_line_end(self, pos: int) -> int:
+        """File offset just past the first line end at or after ``pos``,
+        including the byte a universal-newline decoder must see after a
+        "\r"; -1 if the window has none."""
+        assert self._line_end is not None
+        win = self._win
+        off = pos - self._wpos
+        i = win.find(self._line_end, off)
+        end = -1 if i < 0 else i + len(self._line_end)
+        if self._universal:
+            j = win.find(b"\r", off, i if i >= 0 else len(win) - 1)
+            if j >= 0:
+                end = j + 2
+        return -1 if end < 0 else self._wpos + end
+
+    def extend_inline(self) -> bool:
+        """Append the next cached bytes to the window, without blocking.
+
+        On the loop, for the line fast path; True if the window changed.
+        """
+        if self._win_eof or not self._readable or self.closed:
+            return False
+        end = self._wpos + len(self._win)
+        data, complete = try_inline(self._h, end, INLINE_WINDOW)
+        if not data and not complete:
+            return False
+        keep = self._win[self._pos - self._wpos :]
+        self._set_window(self._pos, keep + data, eof=complete and len(data) < INLINE_WINDOW)
+        self._seq_end = self._wpos + len(self._win)
+        return True
+
+    def _set_window(self, start: int, data: bytes, *, eof: bool = False) -> None:
         self._win = data
         self._wview = memoryview(data)
         self._wpos = start
-        self.term_end = -1
-        line_end = self._line_end
-        if line_end is not None and data:
-            last = data.rfind(line_end)
-            if self._universal:
-                # A lone "\r" ends a line too, once the byte after it is known.
-                last = max(last, data.rfind(b"\r", 0, len(data) - 1))
-            if last >= 0:
-                self.term_end = start + last + 1
+        self._win_eof = eof
+        self._scan_pos = self.fits_at = -1
 
     def _drop_window(self) -> None:
         self._set_window(self._pos, b"")
@@ -363,11 +393,11 @@ class BridgeRaw(io.RawIOBase):
     # -- closing ---------------------------------------------------------------
 
     def close(self) -> None:
-        if self._closed:
+        if self.closed:
             return
         if getattr(self, "_finalizing", False):
             self._dealloc_warn(self)
-        self._closed = True
+        self.closed = True  # shadows the class attribute from now on
         self._set_window(self._pos, b"")
         if self._in_owner():
             assert self.owner is not None
@@ -381,7 +411,7 @@ class BridgeRaw(io.RawIOBase):
 
     def _dealloc_warn(self, source: object) -> None:
         # C Buffered/TextIOWrapper finalizers call this, as FileIO's does.
-        if not self._closed and self.closefd:
+        if not self.closed and self.closefd:
             warnings.warn(f"unclosed file {source!r}", ResourceWarning, stacklevel=2, source=source)
 
     # -- helpers ---------------------------------------------------------------
@@ -399,7 +429,7 @@ class BridgeRaw(io.RawIOBase):
         return fn(*args)
 
     def _check_closed(self) -> None:
-        if self._closed:
+        if self.closed:
             raise ValueError("I/O operation on closed file")
 
     def _check_readable(self) -> None:
@@ -459,12 +489,13 @@ class FileLock:
 class Bridge:
     """Runs one file's C io calls in greenlets, one at a time."""
 
-    __slots__ = ("_lock", "after_close", "file", "lines", "raw")
+    __slots__ = ("_lock", "after_close", "file", "lines", "raw", "text")
 
     def __init__(self, file: Any, raw: BridgeRaw, *, lines: bool) -> None:
         self.file = file  # the top of the C stack
         self.raw = raw
         self.lines = lines  # readline() may be served on the loop (see _text)
+        self.text = isinstance(file, io.TextIOWrapper)
         self._lock = FileLock()
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
@@ -495,10 +526,13 @@ class Bridge:
         is then the C readline itself (DESIGN: lines are cut on the loop).
         """
         raw = self.raw
-        if not self.lines or self._lock.busy or raw._closed:
+        if not self.lines or self._lock.busy or raw.closed:
             return None
-        if raw.term_end <= raw._pos and not raw.extend_inline():
-            return None
+        if raw.fits_at != raw._pos:  # else: known to fit since the raw last moved
+            chunk = self.file._CHUNK_SIZE if self.text else 1
+            if not raw.line_fits(chunk) and not (raw.extend_inline() and raw.line_fits(chunk)):
+                return None
+            raw.fits_at = raw._pos
         raw.speculating = True
         try:
             return self.file.readline(size)
@@ -605,7 +639,9 @@ def wrap_opened(
         )
         read_only = fio.readable() and not fio.writable()
         line_end = line_terminator(settings[0], settings[1], newline) if text is not None else b"\n"
-        lines = read_only and line_end is not None
+        # Lines on the loop: text (see _text), or our own raw readline; a
+        # binary Buffered layer would read in buffer-size chunks instead.
+        lines = read_only and line_end is not None and (text is not None or buffered is fio)
         raw = BridgeRaw(
             handle, pos, line_end if lines else None, text is not None and is_universal(newline)
         )
