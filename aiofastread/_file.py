@@ -408,8 +408,8 @@ class AsyncBufferedReader:
 
     async def close(self) -> None:
         """Close the file; the fd outlives any read still in the pool."""
-        if self._detached:
-            return
+        if self._detached:  # as BufferedReader.close() after detach()
+            raise ValueError("raw stream has been detached")
         self._wbuf = b""
         await self._h.close()
 
