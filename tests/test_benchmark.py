@@ -152,8 +152,19 @@ def test_noise_overlap_and_analysis() -> None:
     assert noise.overlap_ns(160, 290, ends, lates) == 0
     # Loop stalls: [90, 160] (70, of which 50 overlap) and [500, 530] (30).
     out = noise.analyse([160, 530], [70, 30], ends, lates, window=(0, 1000))
-    assert out == {"machine_worst": 100 / 1e6, "unexplained_worst": 30 / 1e6}
+    assert out == {
+        "machine_worst": 100 / 1e6,
+        "run_queue_worst": 0.0,
+        "run_queue_total": 0.0,
+        "unexplained_worst": 30 / 1e6,
+    }
     assert noise.analyse([], [], ends, lates, window=(200, 350))["machine_worst"] == 0.0
+    # The loop thread waited 25 ns for a CPU in the second stall: 5 unexplained;
+    # in the first, 60 ns of run-queue wait beat the 50 ns overlap: 10 left.
+    out = noise.analyse([160, 530], [70, 30], ends, lates, (0, 1000), tick_waits=[60, 25])
+    assert out["unexplained_worst"] == 10 / 1e6
+    assert out["run_queue_worst"] == 60 / 1e6
+    assert out["run_queue_total"] == 85 / 1e6
 
 
 # -- fs probe ---------------------------------------------------------------------------
@@ -326,11 +337,17 @@ def _fake_run(engine: str, f1_fast: bool) -> workload.RunResult:
         workloads=results,
         heartbeat=array("q", [100_000, 2_000_000, 50_000]),
         heartbeat_ends=array("q", [1, 2, 3]),
+        heartbeat_waits=array("q", [0, 0, 0]),
         counters={"pool_submissions": 2_000},
         cache_before={"f1": 1.0, "f2": 0.0, "f3": 0.0},
         loop="asyncio.unix_events._UnixSelectorEventLoop",
         backend="native",
-        noise={"machine_worst": 1.5, "unexplained_worst": 0.5},
+        noise={
+            "machine_worst": 1.5,
+            "run_queue_worst": 0.2,
+            "run_queue_total": 0.3,
+            "unexplained_worst": 0.5,
+        },
         steal_ms=0.0,
     )
 
@@ -347,7 +364,8 @@ WORKLOAD_FIELDS = {
 }  # fmt: skip
 LATENCY_FIELDS = {"count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"}
 STALL_FIELDS = {
-    "worst", "p99.9", "p99", "p50", "ticks", "machine_worst", "unexplained_worst", "cpu_steal",
+    "worst", "p99.9", "p99", "p50", "ticks", "machine_worst", "run_queue_worst",
+    "run_queue_total", "unexplained_worst", "cpu_steal",
 }  # fmt: skip
 FAST_PATH_FIELDS = {
     "hit_ratio", "inline_hits", "inline_misses", "short_reads", "attempts", "attempts_avoided",

@@ -134,6 +134,9 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
     heartbeat_ends_file = out / f"{cfg.engine}-heartbeat-ends.lat"
     with open(heartbeat_ends_file, "wb") as fh:
         result.heartbeat_ends.tofile(fh)
+    heartbeat_waits_file = out / f"{cfg.engine}-heartbeat-waits.lat"
+    with open(heartbeat_waits_file, "wb") as fh:
+        result.heartbeat_waits.tofile(fh)
     return {
         "engine": cfg.engine,
         "seconds": result.seconds,
@@ -143,6 +146,7 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
         "workloads": workloads,
         "heartbeat_file": str(heartbeat_file),
         "heartbeat_ends_file": str(heartbeat_ends_file),
+        "heartbeat_waits_file": str(heartbeat_waits_file),
         "window": list(result.window),
         "steal_ms": result.steal_ms,
         "loop": loop_impl,

@@ -79,7 +79,7 @@ def plot_cdfs(report: Mapping[str, Any], path: str | os.PathLike[str], title: st
                 ax.set_xlabel("read latency (us, log scale)")
             if c == 0:
                 ax.set_ylabel("fraction of reads <= x")
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

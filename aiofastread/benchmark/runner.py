@@ -130,7 +130,9 @@ def run_child(
     run = _load_result(result)
     if noise_file.exists():
         ends, lates = noise.load(str(noise_file))
-        run.noise = noise.analyse(run.heartbeat_ends, run.heartbeat, ends, lates, run.window)
+        run.noise = noise.analyse(
+            run.heartbeat_ends, run.heartbeat, ends, lates, run.window, run.heartbeat_waits
+        )
     return run
 
 
@@ -188,6 +190,7 @@ def _load_result(result: dict[str, Any]) -> workload.RunResult:
         },
         heartbeat=_load_samples(result["heartbeat_file"]),
         heartbeat_ends=_load_samples(result["heartbeat_ends_file"]),
+        heartbeat_waits=_load_samples(result["heartbeat_waits_file"]),
         counters=result["counters"],
         cache_before=result["cache_before"],
         evictions=int(result["evictions"]),

@@ -78,6 +78,7 @@ class RunResult:
     workloads: dict[str, WorkloadResult]
     heartbeat: array[int]  # lateness of every 1 ms tick, ns
     heartbeat_ends: array[int]  # perf_counter_ns when each tick woke
+    heartbeat_waits: array[int]  # ns the loop thread waited for a CPU during each tick
     counters: dict[str, Any]
     cache_before: dict[str, float | None]  # residency right before the start
     evictions: int = 0  # keep-cold passes done during the run
@@ -221,15 +222,53 @@ async def _read_loop(
         last_done[0] = max(last_done[0], clock())
 
 
-async def _heartbeat(deadline_ns: int, lateness: array[int], ends: array[int]) -> None:
+async def _heartbeat(
+    deadline_ns: int, lateness: array[int], ends: array[int], waits: array[int]
+) -> None:
+    """Tick every 1 ms; per tick record lateness, wake time and how long the
+    loop thread sat runnable in the CPU run queue meanwhile (``waits``: the
+    part of a stall that other processes caused, not the loop)."""
     clock = time.perf_counter_ns
     period = HEARTBEAT_NS / 1e9
-    while clock() < deadline_ns:
-        t0 = clock()
-        await asyncio.sleep(period)
-        t1 = clock()
-        lateness.append(max(t1 - t0 - HEARTBEAT_NS, 0))
-        ends.append(t1)
+    read_wait = RunQueueWait()
+    before = read_wait()
+    try:
+        while clock() < deadline_ns:
+            t0 = clock()
+            await asyncio.sleep(period)
+            t1 = clock()
+            lateness.append(max(t1 - t0 - HEARTBEAT_NS, 0))
+            ends.append(t1)
+            after = read_wait()
+            waits.append(after - before)
+            before = after
+    finally:
+        read_wait.close()
+
+
+class RunQueueWait:
+    """ns the calling thread has waited for a CPU while runnable
+    (/proc/thread-self/schedstat, second field; 0s where it is missing)."""
+
+    def __init__(self) -> None:
+        try:
+            # Bound to the thread that opens it: the heartbeat's, the loop's.
+            self.fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def __call__(self) -> int:
+        if self.fd is None:
+            return 0
+        try:
+            return int(os.pread(self.fd, 128, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def steal_ticks() -> int | None:
@@ -285,6 +324,7 @@ async def run_mix(
         streams = {s.name: offset_streams(s, read_size, theta, seed) for s in specs}
         lateness = stats.new_samples()
         tick_ends = stats.new_samples()
+        tick_waits = stats.new_samples()
         keeper = KeepCold(cold, keep_cold_interval) if keep_cold_interval else None
 
         # Each of a workload's tasks takes an equal part of its rate.
@@ -306,7 +346,7 @@ async def run_mix(
                 for name, rs in readers.items()
                 for r, stream in zip(rs, streams[name], strict=False)
             ]
-            coros.append(_heartbeat(deadline, lateness, tick_ends))
+            coros.append(_heartbeat(deadline, lateness, tick_ends, tick_waits))
             if tick is not None:
                 coros.append(_ticker(deadline, results, tick))
             await asyncio.gather(*coros)
@@ -327,6 +367,7 @@ async def run_mix(
             workloads=results,
             heartbeat=lateness,
             heartbeat_ends=tick_ends,
+            heartbeat_waits=tick_waits,
             counters=counters,
             cache_before=cache_before,
             evictions=keeper.passes if keeper is not None else 0,
