@@ -36,12 +36,7 @@ ROOT_ONLY_FAILURES: dict[str, str] = {
 
 # aiofastread bugs that fail one of their tests: reported, tolerated until
 # fixed, and required to fail while listed (like xfail_strict).
-KNOWN_BUGS: dict[str, str] = {
-    "tests/threadpool/test_binary.py::test_simple_detach": (
-        "after detach(), closing the rb file (async with exit) returns quietly; "
-        "CPython and aiofiles raise ValueError('raw stream has been detached')"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 
 def _sha256(path: Path) -> str:
