@@ -16,13 +16,14 @@ import concurrent.futures
 import io
 import operator
 import os
+import sys
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
 from aiofastread import _native, _read
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, RATIO_DECAY, FileState, FileStatistics
+from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
 from aiofastread._runtime import POLICY
 
 # Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
@@ -34,10 +35,20 @@ WINDOW_SIZE = 64 << 10
 BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
 
 _WARM = FileState.WARM
+_SEEK_HOLE_DATA = tuple(
+    getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)
+)
 
 
-def check_size(size: object) -> int:
-    """Validate a read size the way BufferedReader does (None means -1)."""
+# Seek targets past this ask the kernel (lseek) instead of being taken on
+# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
+# BufferedReader.seek would report (the same figure as the bridge's).
+TRUSTED_SEEK_MAX = 1 << 40
+
+
+def check_limit(size: object) -> int:
+    """Convert a size the way CPython converts an optional Py_ssize_t
+    (None means -1; any negative means "no limit" to readline/readlines)."""
     if size is None:
         return -1
     try:
@@ -46,6 +57,14 @@ def check_size(size: object) -> int:
         raise TypeError(
             f"argument should be integer or None, not '{type(size).__name__}'"
         ) from None
+    if not -sys.maxsize - 1 <= value <= sys.maxsize:
+        raise OverflowError("cannot fit 'int' into an index-sized integer")
+    return value
+
+
+def check_size(size: object) -> int:
+    """Validate a read size the way BufferedReader does (None means -1)."""
+    value = check_limit(size)
     if value < -1:
         raise ValueError("read length must be non-negative or -1")
     return value
@@ -146,11 +165,9 @@ class AsyncBufferedReader:
         ):
             got = _native.read_nowait(h.fd, size, self._pos)
             if type(got) is bytes and len(got) == size:
-                st = h.inode
-                c = st.counters
+                c = h.inode.counters  # the ratio folds these in lazily
                 c.inline_hits += 1
                 c.bytes_inline += size
-                st.hit_ratio += RATIO_DECAY * (1.0 - st.hit_ratio)
                 self._pos += size
                 return got
         # Anything else (including the miss just seen: the general path
@@ -168,6 +185,8 @@ class AsyncBufferedReader:
             return b""
         head = self._take_window(size)
         if len(head) == size:
+            self._pos += size
+            self._consume_window()
             return head
         data = await _read.read_at(self._h, self._pos + len(head), size - len(head))
         self._drop_window()
@@ -234,9 +253,9 @@ class AsyncBufferedReader:
                 f"not {type(buffer).__name__}"
             )
         view = view.cast("B")
-        self._check_open(f"{what} of closed file")
+        self._check_open("readinto of closed file")
         async with self._lock:
-            self._check_open(f"{what} of closed file")
+            self._check_open("readinto of closed file")
             data = await self._read_locked(len(view))
             view[: len(data)] = data
             return len(data)
@@ -263,7 +282,7 @@ class AsyncBufferedReader:
             self._wbuf = b""
 
     async def readline(self, size: int | None = -1) -> bytes:
-        limit = check_size(size)
+        limit = check_limit(size)
         self._check_open("readline of closed file")
         async with self._lock:
             self._check_open("readline of closed file")
@@ -299,7 +318,7 @@ class AsyncBufferedReader:
         return b"".join(parts)
 
     async def readlines(self, hint: int | None = -1) -> list[bytes]:
-        limit = check_size(hint)
+        limit = check_limit(hint)
         lines: list[bytes] = []
         total = 0
         self._check_open("I/O operation on closed file.")
@@ -319,9 +338,9 @@ class AsyncBufferedReader:
         return self
 
     async def __anext__(self) -> bytes:
-        self._check_open("I/O operation on closed file.")
+        self._check_open("readline of closed file")
         async with self._lock:
-            self._check_open("I/O operation on closed file.")
+            self._check_open("readline of closed file")
             line = await self._readline_locked(-1)
         if line:
             return line
@@ -344,26 +363,40 @@ class AsyncBufferedReader:
     # -- position -------------------------------------------------------------
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if type(offset) is int and whence == 0 and offset >= 0 and not self._lock.locked():
+        if (
+            type(offset) is int
+            and whence is os.SEEK_SET
+            and 0 <= offset <= TRUSTED_SEEK_MAX
+            and not self._lock.locked()
+        ):
             self._check_open("seek of closed file")
             self._seek_to(offset)
             return offset
-        offset = check_index(offset)
+        # BufferedReader.seek's order: whence, closed, then the offset.
         whence = check_index(whence)
+        if not -(2**31) <= whence < 2**31:
+            raise OverflowError("Python int too large to convert to C int")
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, *_SEEK_HOLE_DATA):
+            raise ValueError(f"whence value {whence} unsupported")
         self._check_open("seek of closed file")
+        offset = check_index(offset)
+        if not -(2**63) <= offset < 2**63:
+            raise ValueError("cannot fit 'int' into an offset-sized integer")
         async with self._lock:
             self._check_open("seek of closed file")
             if whence == os.SEEK_SET:
                 target = offset
             elif whence == os.SEEK_CUR:
                 target = self._pos + offset
-            else:
-                # SEEK_END, SEEK_DATA, SEEK_HOLE (or an invalid whence, which
-                # lseek rejects with the same OSError as CPython's): ask the
-                # kernel, in the pool.
+            else:  # SEEK_END, SEEK_DATA, SEEK_HOLE: ask the kernel, in the pool
+                target = -1
+            if not 0 <= target <= TRUSTED_SEEK_MAX:
+                if whence == os.SEEK_CUR:
+                    whence, offset = os.SEEK_SET, target
+                if whence == os.SEEK_SET and target < 0:
+                    raise OSError(22, "Invalid argument")
+                # Far targets too: the filesystem's size limit decides (EINVAL).
                 target = await self._h.run(lseek_restoring, self._h.fd, offset, whence)  # type: ignore[assignment]
-            if target < 0:
-                raise OSError(22, "Invalid argument")
             self._seek_to(target)
             return target
 
@@ -381,8 +414,7 @@ class AsyncBufferedReader:
         return True
 
     async def writable(self) -> bool:
-        self._check_open("I/O operation on closed file")
-        return False
+        return False  # IOBase.writable: no closed check
 
     async def isatty(self) -> bool:
         self._check_open("I/O operation on closed file")
@@ -390,19 +422,20 @@ class AsyncBufferedReader:
         return result
 
     async def write(self, data: object) -> int:
-        self._check_open("write to closed file")
-        raise io.UnsupportedOperation("write")
+        raise io.UnsupportedOperation("write")  # BufferedIOBase.write: no closed check
 
     async def writelines(self, lines: Iterable[object]) -> None:
+        # IOBase.writelines: closed check, then write() for each item.
         self._check_open("I/O operation on closed file.")
-        raise io.UnsupportedOperation("write")
+        for _line in lines:
+            raise io.UnsupportedOperation("write")
 
     async def truncate(self, size: int | None = None) -> int:
         self._check_open("truncate of closed file")
         raise io.UnsupportedOperation("truncate")
 
     async def flush(self) -> None:
-        self._check_open("flush of closed file")
+        self._check_open("I/O operation on closed file.")
 
     # -- closing --------------------------------------------------------------
 

@@ -132,7 +132,15 @@ class FileStatistics:
 class InodeState:
     """What the policy knows of one inode."""
 
-    __slots__ = ("__weakref__", "counters", "hit_ratio", "key", "reads_since_probe", "state")
+    __slots__ = (
+        "__weakref__",
+        "counters",
+        "hit_ratio",
+        "hits_folded",
+        "key",
+        "reads_since_probe",
+        "state",
+    )
 
     def __init__(self, key: tuple[int, int]) -> None:
         self.key = key
@@ -140,8 +148,19 @@ class InodeState:
         self.hit_ratio = 0.0
         self.reads_since_probe = 0
         self.counters = Counters()
+        # Hits already folded into hit_ratio. The fast path only counts hits;
+        # the ratio catches up here, when it is next needed (a miss, a
+        # snapshot): k hits in a row move it by 1 - (1 - r) * (1 - decay)^k.
+        self.hits_folded = 0
+
+    def fold_hits(self) -> None:
+        pending = self.counters.inline_hits - self.hits_folded
+        if pending > 0:
+            self.hit_ratio = 1.0 - (1.0 - self.hit_ratio) * (1.0 - RATIO_DECAY) ** pending
+        self.hits_folded = self.counters.inline_hits
 
     def snapshot(self) -> FileStatistics:
+        self.fold_hits()
         c = self.counters
         return FileStatistics(
             state=self.state.value,
@@ -204,6 +223,7 @@ class Policy:
         self._retired = Counters()
         for st in self._table.values():
             st.counters = Counters()
+            st.hits_folded = 0
 
     def clear(self) -> None:
         """Forget everything (tests, fork)."""
@@ -240,7 +260,10 @@ class Policy:
         if outcome is Outcome.HIT:
             c.inline_hits += 1
             c.bytes_inline += nbytes
-            self._observe(st, 1.0)
+            if st.state is not FileState.WARM:
+                st.hits_folded = c.inline_hits - 1
+                self._observe(st, 1.0)
+            # A WARM file's hits are folded into the ratio lazily (fold_hits).
         elif outcome is Outcome.SHORT:
             c.short_reads += 1
             c.bytes_inline += nbytes
@@ -265,6 +288,7 @@ class Policy:
     def _observe(self, st: InodeState, value: float) -> None:
         if st.state is FileState.UNSUPPORTED:
             return
+        st.fold_hits()
         if st.state is FileState.UNKNOWN:
             st.hit_ratio = value
         else:

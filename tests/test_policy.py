@@ -121,3 +121,19 @@ def test_reset_keeps_states_and_zeroes_counters() -> None:
     policy.reset()
     assert st.state is FileState.WARM
     assert policy.totals().inline_hits == 0
+
+
+def test_hits_on_a_warm_file_fold_into_the_ratio_lazily() -> None:
+    policy, st = fresh()
+    policy.record(st, Outcome.HIT, 1)
+    policy.record(st, Outcome.MISS)
+    policy.record(st, Outcome.MISS)
+    assert st.hit_ratio == pytest.approx(0.75**2)
+    # The fast path only counts hits; a snapshot (or the next miss) folds them.
+    st.counters.inline_hits += 3
+    assert st.snapshot().hit_ratio == pytest.approx(1 - (1 - 0.75**2) * 0.75**3)
+    st.counters.inline_hits += 2
+    policy.record(st, Outcome.MISS)
+    expected = 1 - (1 - 0.75**2) * 0.75**5
+    assert st.hit_ratio == pytest.approx(expected * 0.75)
+    assert st.state is FileState.WARM
