@@ -240,9 +240,10 @@ class MissPool:
                     self._in_flight -= 1
 
     def _grant(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done():  # cancelled after it was popped: pass the slot on
-            self._release_slot()
-        else:
+        # A waiter cancelled after it was popped owns the slot all the same:
+        # its awaiter finds itself gone from the queue and releases the slot
+        # (_acquire_slot). Releasing here too would count the slot twice.
+        if not waiter.done():
             waiter.set_result(None)
 
     def _get_executor(self) -> concurrent.futures.ThreadPoolExecutor:
