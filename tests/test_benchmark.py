@@ -340,6 +340,8 @@ def _fake_run(engine: str, f1_fast: bool) -> workload.RunResult:
         heartbeat_waits=array("q", [0, 0, 0]),
         counters={"pool_submissions": 2_000},
         cache_before={"f1": 1.0, "f2": 0.0, "f3": 0.0},
+        cache_after={"f1": 1.0, "f2": 0.01, "f3": 0.2},
+        pinned={"f1": "pinned"},
         loop="asyncio.unix_events._UnixSelectorEventLoop",
         backend="native",
         noise={
@@ -359,7 +361,8 @@ LAYOUT = {
 }
 WORKLOAD_FIELDS = {
     "pattern", "tasks", "rate", "file_size", "reads", "bytes", "mb_per_s", "read_share",
-    "latency_us", "under_10us", "fast_path", "pool_submissions", "cached_at_start", "wrapped",
+    "latency_us", "under_10us", "fast_path", "pool_submissions", "cached_at_start", "cached_at_end",
+    "pinned", "wrapped",
     "cdf",
 }  # fmt: skip
 LATENCY_FIELDS = {"count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"}

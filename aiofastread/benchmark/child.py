@@ -43,6 +43,7 @@ class ChildConfig:
     warm: list[str]
     cold: list[str]
     keep_cold_interval: float | None
+    pin: bool
     out_dir: str
     progress: bool
 
@@ -107,6 +108,7 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
             warm=cfg.warm,
             cold=cfg.cold,
             keep_cold_interval=cfg.keep_cold_interval,
+            pin=cfg.pin,
             tick=tick if cfg.progress else None,
         )
 
@@ -142,6 +144,8 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
         "seconds": result.seconds,
         "counters": result.counters,
         "cache_before": result.cache_before,
+        "cache_after": result.cache_after,
+        "pinned": result.pinned,
         "evictions": result.evictions,
         "workloads": workloads,
         "heartbeat_file": str(heartbeat_file),

@@ -211,6 +211,12 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         default=DEFAULT_KEEP_COLD_MS,
         help="all-cold variant: evict every file this often",
     )
+    d.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="do not lock f1 in memory (mmap+mlock) after warming it; where the machine "
+        "reclaims idle page cache on its own, f1 then partly falls out of cache mid-run",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="write every number as JSON"
@@ -252,6 +258,7 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
         theta=args.zipf_theta,
         seed=args.seed,
         keep_cold_interval=args.keep_cold_ms / 1000.0,
+        pin=not args.no_pin,
         slow_device=args.slow_device,
         json_path=args.json,
         plot_path=args.plot,

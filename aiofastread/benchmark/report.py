@@ -83,6 +83,8 @@ def workload_report(
         "fast_path": fast_path,
         "pool_submissions": w.pool_submissions,
         "cached_at_start": run.cache_before.get(name),
+        "cached_at_end": run.cache_after.get(name),
+        "pinned": run.pinned.get(name),
         # Sequential tasks start evenly spread; once the workload has read
         # more than the file, a task has reached pages another one read
         # earlier in the run (cached now), so some of its reads are hits.
@@ -298,7 +300,8 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
     stall = e["stall_ms"]
     wrapped = [w for w, row in e["workloads"].items() if row.get("wrapped")]
     cached = ", ".join(
-        f"{w} {_pct(row['cached_at_start'])}"
+        f"{w} {_pct(row['cached_at_start'])}→{_pct(row['cached_at_end'])}"
+        + (" (pinned)" if row["pinned"] == "pinned" else "")
         for w, row in e["workloads"].items()
         if row["cached_at_start"] is not None
     )
@@ -306,7 +309,8 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
         title=f"[bold]{e['label']}[/] ({variant}, {e['seconds']:.1f} s)",
         caption=(
             f"worst loop stall [bold]{stall['worst']:.2f} ms[/] (p99 {stall['p99']:.2f} ms, "
-            f"{stall['ticks']:,} heartbeats{_control(stall)}) · cached at start: {cached or '?'} · "
+            f"{stall['ticks']:,} heartbeats{_control(stall)}) · "
+            f"cached at start→end: {cached or '?'} · "
             f"{(e['loop'] or '?').split('.')[0]} loop · backend {e['backend']}"
             + "".join(f" · {w} read past its file size (re-read cached pages)" for w in wrapped)
         ),
@@ -512,7 +516,12 @@ def to_markdown(report: Mapping[str, Any]) -> str:
                             _pct(row["under_10us"]),
                             _pct(fp["hit_ratio"]) if fp else "—",
                             f"{row['pool_submissions']:,}",
-                            _pct(row.get("cached_at_start")) if "cached_at_start" in row else "",
+                            (
+                                f"{_pct(row['cached_at_start'])}→{_pct(row['cached_at_end'])}"
+                                + (" pinned" if row["pinned"] == "pinned" else "")
+                            )
+                            if "cached_at_start" in row
+                            else "",
                         ]
                     )
                 )

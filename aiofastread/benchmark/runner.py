@@ -81,6 +81,7 @@ class BenchConfig:
     theta: float
     seed: int
     keep_cold_interval: float
+    pin: bool
     slow_device: int | None
     json_path: Path | None
     plot_path: Path | None
@@ -193,6 +194,8 @@ def _load_result(result: dict[str, Any]) -> workload.RunResult:
         heartbeat_waits=_load_samples(result["heartbeat_waits_file"]),
         counters=result["counters"],
         cache_before=result["cache_before"],
+        cache_after=result["cache_after"],
+        pinned=result["pinned"],
         evictions=int(result["evictions"]),
         loop=str(result["loop"]),
         backend=str(result["backend"]),
@@ -439,6 +442,7 @@ def _run_engine(
         warm=[] if all_cold else [s.path for s in specs if s.name == "f1"],
         cold=paths if all_cold else [s.path for s in specs if s.name != "f1"],
         keep_cold_interval=cfg.keep_cold_interval if all_cold else None,
+        pin=cfg.pin,
         out_dir=str(out_dir),
         progress=True,
     )

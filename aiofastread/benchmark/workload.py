@@ -81,6 +81,8 @@ class RunResult:
     heartbeat_waits: array[int]  # ns the loop thread waited for a CPU during each tick
     counters: dict[str, Any]
     cache_before: dict[str, float | None]  # residency right before the start
+    cache_after: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    pinned: dict[str, str] = dataclasses.field(default_factory=dict)  # warm file -> pin status
     evictions: int = 0  # keep-cold passes done during the run
     loop: str = ""  # the event loop class that ran it
     backend: str = ""  # aiofastread.backend() in the process that ran it
@@ -304,14 +306,18 @@ async def run_mix(
     warm: list[str],
     cold: list[str],
     keep_cold_interval: float | None = None,
+    pin: bool = True,
     tick: Callable[[float, int], None] | None = None,
 ) -> RunResult:
     """Open, set the cache state, run the mix for ``seconds``, close.
 
     The cache state is set after the files are opened and right before the
     clock starts (the page cache of this VM is reclaimed after ~20 s idle).
+    ``pin`` locks the warm files in memory for the run (dataset.Pinned).
     """
     readers: dict[str, list[Reader]] = {}
+    pins: list[dataset.Pinned] = []
+    pin_status: dict[str, str] = {}  # path -> "pinned" or why not
     try:
         for spec in specs:
             readers[spec.name] = [await engine.open(spec.path) for _ in range(spec.tasks)]
@@ -319,6 +325,10 @@ async def run_mix(
             dataset.evict(path)
         for path in warm:
             dataset.warm(path)
+            if pin:
+                handle, pin_status[path] = dataset.pin(path)
+                if handle is not None:
+                    pins.append(handle)
         cache_before = {spec.name: dataset.residency(spec.path) for spec in specs}
         results = {s.name: WorkloadResult(s.name, stats.new_samples()) for s in specs}
         streams = {s.name: offset_streams(s, read_size, theta, seed) for s in specs}
@@ -354,6 +364,7 @@ async def run_mix(
             if keeper is not None:
                 keeper.stop()
         steal1 = steal_ticks()
+        cache_after = {spec.name: dataset.residency(spec.path) for spec in specs}
         counters = engine.counters()
         for name, rs in readers.items():
             res = results[name]
@@ -370,6 +381,8 @@ async def run_mix(
             heartbeat_waits=tick_waits,
             counters=counters,
             cache_before=cache_before,
+            cache_after=cache_after,
+            pinned={s.name: pin_status[s.path] for s in specs if s.path in pin_status},
             evictions=keeper.passes if keeper is not None else 0,
             window=(start, last_done[0]),
             steal_ms=(
@@ -379,6 +392,8 @@ async def run_mix(
             ),
         )
     finally:
+        for handle in pins:
+            handle.close()
         for rs in readers.values():
             for r in rs:
                 await r.close()
