@@ -301,8 +301,16 @@ class AsyncBufferedReader:
                 return wbuf[start:end]
         parts: list[bytes] = []
         got = 0
+        begin = self._pos
         while limit < 0 or got < limit:
-            if not self._take_window(1) and not await self._fill_window():
+            try:
+                filled = bool(self._take_window(1)) or await self._fill_window()
+            except BaseException:
+                # Cancelled (or failed) after earlier pieces of a long line
+                # were taken: put them back, as if the call never ran.
+                self._seek_to(begin)
+                raise
+            if not filled:
                 break
             start = self._pos - self._wpos
             stop = len(self._wbuf) if limit < 0 else min(len(self._wbuf), start + limit - got)
@@ -324,14 +332,19 @@ class AsyncBufferedReader:
         self._check_open("I/O operation on closed file.")
         async with self._lock:
             self._check_open("I/O operation on closed file.")
-            while True:
-                line = await self._readline_locked(-1)
-                if not line:
-                    break
-                lines.append(line)
-                total += len(line)
-                if 0 < limit <= total:
-                    break
+            begin = self._pos
+            try:
+                while True:
+                    line = await self._readline_locked(-1)
+                    if not line:
+                        break
+                    lines.append(line)
+                    total += len(line)
+                    if 0 < limit <= total:
+                        break
+            except BaseException:
+                self._seek_to(begin)  # no line is lost to a cancellation
+                raise
         return lines
 
     def __aiter__(self) -> AsyncIterator[bytes]:
