@@ -338,6 +338,7 @@ def _fake_run(engine: str, f1_fast: bool) -> workload.RunResult:
         heartbeat=array("q", [100_000, 2_000_000, 50_000]),
         heartbeat_ends=array("q", [1, 2, 3]),
         heartbeat_waits=array("q", [0, 0, 0]),
+        heartbeat_misses=array("q", [0, 1, 0]),
         counters={"pool_submissions": 2_000},
         cache_before={"f1": 1.0, "f2": 0.0, "f3": 0.0},
         cache_after={"f1": 1.0, "f2": 0.01, "f3": 0.2},
@@ -368,7 +369,8 @@ WORKLOAD_FIELDS = {
 LATENCY_FIELDS = {"count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"}
 STALL_FIELDS = {
     "worst", "p99.9", "p99", "p50", "ticks", "machine_worst", "run_queue_worst",
-    "run_queue_total", "unexplained_worst", "cpu_steal",
+    "run_queue_total", "unexplained_worst", "cpu_steal", "ticks_with_inline_miss",
+    "worst_with_inline_miss",
 }  # fmt: skip
 FAST_PATH_FIELDS = {
     "hit_ratio", "inline_hits", "inline_misses", "short_reads", "attempts", "attempts_avoided",
@@ -427,6 +429,8 @@ def test_report_has_every_field(tmp_path: Path) -> None:
     assert e["aiofastread"]["workloads"]["f1"]["fast_path"]["attempts_avoided"] == 0
     assert e["nofast"]["workloads"]["f1"]["fast_path"]["attempts_avoided"] == 1_000
     assert e["aiofastread"]["stall_ms"]["worst"] == 2.0
+    assert e["aiofastread"]["stall_ms"]["worst_with_inline_miss"] == 2.0
+    assert e["aiofastread"]["stall_ms"]["ticks_with_inline_miss"] == 1
     assert e["aiofastread"]["total"]["mb_per_s"] == pytest.approx(3 * 16.384 / 2, abs=1e-3)
     comp = loaded["variants"]["mixed"]["comparison"]
     assert comp["baseline"] == "nofast"

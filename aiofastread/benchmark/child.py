@@ -139,6 +139,9 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
     heartbeat_waits_file = out / f"{cfg.engine}-heartbeat-waits.lat"
     with open(heartbeat_waits_file, "wb") as fh:
         result.heartbeat_waits.tofile(fh)
+    heartbeat_misses_file = out / f"{cfg.engine}-heartbeat-misses.lat"
+    with open(heartbeat_misses_file, "wb") as fh:
+        result.heartbeat_misses.tofile(fh)
     return {
         "engine": cfg.engine,
         "seconds": result.seconds,
@@ -151,6 +154,7 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
         "heartbeat_file": str(heartbeat_file),
         "heartbeat_ends_file": str(heartbeat_ends_file),
         "heartbeat_waits_file": str(heartbeat_waits_file),
+        "heartbeat_misses_file": str(heartbeat_misses_file),
         "window": list(result.window),
         "steal_ms": result.steal_ms,
         "loop": loop_impl,

@@ -110,6 +110,11 @@ class Engine(abc.ABC):
     def counters(self) -> dict[str, Any]:
         """Engine-wide counters since ``reset_counters``."""
 
+    def inline_misses(self) -> int:
+        """Inline reads that found their bytes (or part) uncached, so far;
+        called every heartbeat tick, so it must be cheap. 0 without a fast path."""
+        return 0
+
 
 # -- aiofastread ------------------------------------------------------------------
 
@@ -158,6 +163,10 @@ class AiofastreadEngine(Engine):
         stats = dataclasses.asdict(aiofastread.statistics())
         stats["pool_submissions"] = _pool.default_pool().statistics().submissions
         return stats
+
+    def inline_misses(self) -> int:
+        s = aiofastread.statistics()
+        return s.inline_misses + s.short_reads
 
 
 class NoFastPathEngine(AiofastreadEngine):

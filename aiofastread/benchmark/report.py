@@ -161,6 +161,20 @@ def engine_report(run: RunResult, layout: Mapping[str, Mapping[str, Any]]) -> di
             "run_queue_total": _noise(run, "run_queue_total"),
             "unexplained_worst": _noise(run, "unexplained_worst"),
             "cpu_steal": _round(run.steal_ms) if run.steal_ms is not None else None,
+            # Stalls in ticks during which an inline read missed: the ones
+            # the fast path could have caused (a miss starts readahead on
+            # the calling thread on new kernels).
+            "ticks_with_inline_miss": sum(1 for m in run.heartbeat_misses if m),
+            "worst_with_inline_miss": _round(
+                max(
+                    (
+                        lt / 1e6
+                        for lt, m in zip(run.heartbeat, run.heartbeat_misses, strict=False)
+                        if m
+                    ),
+                    default=0.0,
+                )
+            ),
         },
         "keep_cold_passes": run.evictions,
         "counters": dict(run.counters),
@@ -343,9 +357,15 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
 
 
 def _control(stall: Mapping[str, Any]) -> str:
+    misses = ""
+    if stall.get("ticks_with_inline_miss"):
+        misses = (
+            f"; worst in a tick with an inline miss {stall['worst_with_inline_miss']:.2f} ms "
+            f"({stall['ticks_with_inline_miss']} such ticks)"
+        )
     if stall.get("machine_worst") is None:
-        return ""
-    return (
+        return misses
+    return misses + (
         f"; meanwhile an idle process stalled up to {stall['machine_worst']:.2f} ms and the "
         f"loop thread waited for a CPU up to {stall['run_queue_worst']:.2f} ms per tick; "
         f"unexplained by these {stall['unexplained_worst']:.2f} ms"

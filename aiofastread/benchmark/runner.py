@@ -192,6 +192,7 @@ def _load_result(result: dict[str, Any]) -> workload.RunResult:
         heartbeat=_load_samples(result["heartbeat_file"]),
         heartbeat_ends=_load_samples(result["heartbeat_ends_file"]),
         heartbeat_waits=_load_samples(result["heartbeat_waits_file"]),
+        heartbeat_misses=_load_samples(result["heartbeat_misses_file"]),
         counters=result["counters"],
         cache_before=result["cache_before"],
         cache_after=result["cache_after"],

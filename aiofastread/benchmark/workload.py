@@ -79,6 +79,7 @@ class RunResult:
     heartbeat: array[int]  # lateness of every 1 ms tick, ns
     heartbeat_ends: array[int]  # perf_counter_ns when each tick woke
     heartbeat_waits: array[int]  # ns the loop thread waited for a CPU during each tick
+    heartbeat_misses: array[int]  # inline reads that missed during each tick
     counters: dict[str, Any]
     cache_before: dict[str, float | None]  # residency right before the start
     cache_after: dict[str, float | None] = dataclasses.field(default_factory=dict)
@@ -225,15 +226,23 @@ async def _read_loop(
 
 
 async def _heartbeat(
-    deadline_ns: int, lateness: array[int], ends: array[int], waits: array[int]
+    deadline_ns: int,
+    lateness: array[int],
+    ends: array[int],
+    waits: array[int],
+    misses: array[int],
+    count_misses: Callable[[], int],
 ) -> None:
-    """Tick every 1 ms; per tick record lateness, wake time and how long the
+    """Tick every 1 ms; per tick record lateness, wake time, how long the
     loop thread sat runnable in the CPU run queue meanwhile (``waits``: the
-    part of a stall that other processes caused, not the loop)."""
+    part of a stall that other processes caused, not the loop) and how many
+    inline reads missed meanwhile (``misses``: a NOWAIT miss can start
+    readahead on the loop thread, DESIGN.md, so stalls with one are suspect)."""
     clock = time.perf_counter_ns
     period = HEARTBEAT_NS / 1e9
     read_wait = RunQueueWait()
     before = read_wait()
+    missed = count_misses()
     try:
         while clock() < deadline_ns:
             t0 = clock()
@@ -244,6 +253,9 @@ async def _heartbeat(
             after = read_wait()
             waits.append(after - before)
             before = after
+            now_missed = count_misses()
+            misses.append(now_missed - missed)
+            missed = now_missed
     finally:
         read_wait.close()
 
@@ -335,6 +347,7 @@ async def run_mix(
         lateness = stats.new_samples()
         tick_ends = stats.new_samples()
         tick_waits = stats.new_samples()
+        tick_misses = stats.new_samples()
         keeper = KeepCold(cold, keep_cold_interval) if keep_cold_interval else None
 
         # Each of a workload's tasks takes an equal part of its rate.
@@ -356,7 +369,11 @@ async def run_mix(
                 for name, rs in readers.items()
                 for r, stream in zip(rs, streams[name], strict=False)
             ]
-            coros.append(_heartbeat(deadline, lateness, tick_ends, tick_waits))
+            coros.append(
+                _heartbeat(
+                    deadline, lateness, tick_ends, tick_waits, tick_misses, engine.inline_misses
+                )
+            )
             if tick is not None:
                 coros.append(_ticker(deadline, results, tick))
             await asyncio.gather(*coros)
@@ -379,6 +396,7 @@ async def run_mix(
             heartbeat=lateness,
             heartbeat_ends=tick_ends,
             heartbeat_waits=tick_waits,
+            heartbeat_misses=tick_misses,
             counters=counters,
             cache_before=cache_before,
             cache_after=cache_after,
