@@ -35,6 +35,16 @@ WINDOW_SIZE = 64 << 10
 BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
 
 _WARM = FileState.WARM
+_SEEK_SET = os.SEEK_SET
+
+
+class _FileLock(asyncio.Lock):
+    """asyncio.Lock, declaring the flag the fast paths read directly:
+    ``_locked`` as an attribute costs ~60 ns less than ``locked()``."""
+
+    _locked: bool
+
+
 _SEEK_HOLE_DATA = tuple(
     getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)
 )
@@ -99,7 +109,7 @@ class AsyncBufferedReader:
         self._pos = 0
         self._wbuf = b""  # read-ahead window: file bytes [_wpos, _wpos+len)
         self._wpos = 0
-        self._lock = asyncio.Lock()
+        self._lock = _FileLock()
         self._detached = False
 
     # -- properties (sync, as in aiofiles) -----------------------------------
@@ -159,7 +169,7 @@ class AsyncBufferedReader:
             and not self._wbuf
             and h.inode.state is _WARM
             and not h.closing
-            and not self._lock.locked()
+            and not self._lock._locked  # locked() as an attribute: ~60 ns less a read
             and POLICY.enabled
             and not h.direct_io
         ):
@@ -170,8 +180,13 @@ class AsyncBufferedReader:
                 c.bytes_inline += size
                 self._pos += size
                 return got
-        # Anything else (including the miss just seen: the general path
-        # redoes the decision and records the outcome).
+            # A miss or a short read: finish without trying inline again
+            # (on this kernel a second NOWAIT miss starts readahead again).
+            async with self._lock:
+                data = await _read.read_at(h, self._pos, size, attempt=got)
+                self._pos += len(data)
+                return data
+        # Anything else takes the general path.
         size = check_size(size)
         self._check_open("read of closed file")
         async with self._lock:
@@ -376,14 +391,18 @@ class AsyncBufferedReader:
     # -- position -------------------------------------------------------------
 
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        # The common case written out, without method calls (each costs
+        # ~0.1 us against a ~1.6 us cached read): docs/performance.md.
         if (
             type(offset) is int
-            and whence is os.SEEK_SET
+            and whence is _SEEK_SET
             and 0 <= offset <= TRUSTED_SEEK_MAX
-            and not self._lock.locked()
+            and not self._lock._locked
+            and not self._h.closing
         ):
-            self._check_open("seek of closed file")
-            self._seek_to(offset)
+            if self._wbuf and not self._wpos <= offset <= self._wpos + len(self._wbuf):
+                self._wbuf = b""
+            self._pos = offset
             return offset
         # BufferedReader.seek's order: whence, closed, then the offset.
         whence = check_index(whence)

@@ -66,7 +66,12 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
         return b"", False
     if decision is Decision.CHECK_RESIDENCY and not _resident(h, offset, size):
         return b"", False
-    got = _native.read_nowait(h.fd, size, offset)
+    return judge_inline(h, offset, size, _native.read_nowait(h.fd, size, offset))
+
+
+def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tuple[bytes, bool]:
+    """Record what one NOWAIT read answered; ``(data, complete)`` as above."""
+    st = h.inode
     if isinstance(got, int):
         err = -got
         if err == errno.EAGAIN:
@@ -111,11 +116,20 @@ def _resident(h: FileHandle, offset: int, size: int) -> bool:
     return False
 
 
-async def read_at(h: FileHandle, offset: int, size: int) -> bytes:
-    """``size`` bytes at ``offset`` (fewer only at EOF), inline when cached."""
+async def read_at(
+    h: FileHandle, offset: int, size: int, attempt: bytes | int | None = None
+) -> bytes:
+    """``size`` bytes at ``offset`` (fewer only at EOF), inline when cached.
+
+    ``attempt`` is the answer of a NOWAIT read the caller already made for
+    exactly this range (the fast path): it is not made a second time.
+    """
     if size <= 0:
         return b""
-    prefix, complete = try_inline(h, offset, size)
+    if attempt is None:
+        prefix, complete = try_inline(h, offset, size)
+    else:
+        prefix, complete = judge_inline(h, offset, size, attempt)
     if complete:
         return prefix
     done = len(prefix)

@@ -25,7 +25,13 @@ ffibuilder.cdef(
     int afr_cachestat(int fd, long long offset, long long len,
                       unsigned long long *cached, unsigned long long *pages);
 
+    /* The same read as a CPython function returning bytes (one copy);
+       NULL where there is no CPython C API (PyPy). A new reference is never
+       handed out: the object lives as long as the process. */
+    void *afr_read_nowait_function(void);
+
     static const int AFR_HAS_PREADV2;
+    static const int AFR_HAS_CAPI_READ;
     static const int AFR_HAS_CACHESTAT;
     static const int AFR_RWF_NOWAIT;
     static const long AFR_PAGE_SIZE;
