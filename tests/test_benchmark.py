@@ -157,12 +157,16 @@ def test_noise_overlap_and_analysis() -> None:
         "run_queue_worst": 0.0,
         "run_queue_total": 0.0,
         "unexplained_worst": 30 / 1e6,
+        "unexplained_worst_with_miss": 0.0,
     }
     assert noise.analyse([], [], ends, lates, window=(200, 350))["machine_worst"] == 0.0
     # The loop thread waited 25 ns for a CPU in the second stall: 5 unexplained;
     # in the first, 60 ns of run-queue wait beat the 50 ns overlap: 10 left.
-    out = noise.analyse([160, 530], [70, 30], ends, lates, (0, 1000), tick_waits=[60, 25])
+    out = noise.analyse(
+        [160, 530], [70, 30], ends, lates, (0, 1000), tick_waits=[60, 25], tick_misses=[0, 2]
+    )
     assert out["unexplained_worst"] == 10 / 1e6
+    assert out["unexplained_worst_with_miss"] == 5 / 1e6
     assert out["run_queue_worst"] == 60 / 1e6
     assert out["run_queue_total"] == 85 / 1e6
 
@@ -350,6 +354,7 @@ def _fake_run(engine: str, f1_fast: bool) -> workload.RunResult:
             "run_queue_worst": 0.2,
             "run_queue_total": 0.3,
             "unexplained_worst": 0.5,
+            "unexplained_worst_with_miss": 0.5,
         },
         steal_ms=0.0,
     )
@@ -369,7 +374,8 @@ WORKLOAD_FIELDS = {
 LATENCY_FIELDS = {"count", "mean", "min", "p50", "p90", "p99", "p99.9", "max"}
 STALL_FIELDS = {
     "worst", "p99.9", "p99", "p50", "ticks", "machine_worst", "run_queue_worst",
-    "run_queue_total", "unexplained_worst", "cpu_steal", "ticks_with_inline_miss",
+    "run_queue_total", "unexplained_worst", "unexplained_worst_with_inline_miss", "cpu_steal",
+    "ticks_with_inline_miss",
     "worst_with_inline_miss",
 }  # fmt: skip
 FAST_PATH_FIELDS = {

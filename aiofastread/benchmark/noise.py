@@ -94,6 +94,7 @@ def analyse(
     lates: array[int] | list[int],
     window: tuple[int, int],
     tick_waits: array[int] | list[int] | None = None,
+    tick_misses: array[int] | list[int] | None = None,
 ) -> dict[str, float]:
     """The machine's part in the loop's stalls, in ms.
 
@@ -102,20 +103,26 @@ def analyse(
     processes running) during one tick. ``unexplained_worst``: the loop's
     worst stall minus the larger of the two explanations for that tick (the
     larger, not the sum: they may be the same delay seen twice).
+    ``unexplained_worst_with_miss``: the same, over ticks in which an inline
+    read missed (``tick_misses``): what the fast path itself may have cost.
     """
     lo, hi = window
     machine = max((lt for e, lt in zip(ends, lates, strict=True) if lo <= e <= hi), default=0)
     waits = tick_waits if tick_waits is not None else [0] * len(tick_lates)
-    unexplained = 0
-    for e, lt, w in zip(tick_ends, tick_lates, waits, strict=True):
+    misses = tick_misses if tick_misses is not None else [0] * len(tick_lates)
+    unexplained = unexplained_miss = 0
+    for e, lt, w, m in zip(tick_ends, tick_lates, waits, misses, strict=True):
         if lt > 0:
             explained = max(overlap_ns(e - lt, e, ends, lates), w)
             unexplained = max(unexplained, lt - explained)
+            if m:
+                unexplained_miss = max(unexplained_miss, lt - explained)
     return {
         "machine_worst": machine / 1e6,
         "run_queue_worst": max(waits, default=0) / 1e6,
         "run_queue_total": sum(waits) / 1e6,
         "unexplained_worst": max(unexplained, 0) / 1e6,
+        "unexplained_worst_with_miss": max(unexplained_miss, 0) / 1e6,
     }
 
 

@@ -160,6 +160,7 @@ def engine_report(run: RunResult, layout: Mapping[str, Mapping[str, Any]]) -> di
             "run_queue_worst": _noise(run, "run_queue_worst"),
             "run_queue_total": _noise(run, "run_queue_total"),
             "unexplained_worst": _noise(run, "unexplained_worst"),
+            "unexplained_worst_with_inline_miss": _noise(run, "unexplained_worst_with_miss"),
             "cpu_steal": _round(run.steal_ms) if run.steal_ms is not None else None,
             # Stalls in ticks during which an inline read missed: the ones
             # the fast path could have caused (a miss starts readahead on
@@ -361,7 +362,8 @@ def _control(stall: Mapping[str, Any]) -> str:
     if stall.get("ticks_with_inline_miss"):
         misses = (
             f"; worst in a tick with an inline miss {stall['worst_with_inline_miss']:.2f} ms "
-            f"({stall['ticks_with_inline_miss']} such ticks)"
+            f"({stall['ticks_with_inline_miss']} such ticks, unexplained "
+            f"{stall.get('unexplained_worst_with_inline_miss') or 0:.2f} ms)"
         )
     if stall.get("machine_worst") is None:
         return misses

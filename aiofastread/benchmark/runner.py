@@ -132,7 +132,13 @@ def run_child(
     if noise_file.exists():
         ends, lates = noise.load(str(noise_file))
         run.noise = noise.analyse(
-            run.heartbeat_ends, run.heartbeat, ends, lates, run.window, run.heartbeat_waits
+            run.heartbeat_ends,
+            run.heartbeat,
+            ends,
+            lates,
+            run.window,
+            run.heartbeat_waits,
+            run.heartbeat_misses,
         )
     return run
 
