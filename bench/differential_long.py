@@ -3,9 +3,9 @@
     python bench/differential_long.py [--sequences 100000] [--jobs 2]
 
 Runs tests/test_differential.py::test_differential with the "long" hypothesis
-profile (random, no database), each of its parametrizations (read backend x
-event loop) in its own pytest process, ``--jobs`` at a time, with an equal
-share of the sequences. Prints per-parametrization results (passing examples
+profile (random, no database), each of its parametrizations (mode x event
+loop x read backend) in its own pytest process, ``--jobs`` at a time, with
+an equal share of the sequences. Prints per-parametrization results (passing examples
 as hypothesis counts them, time, the failure if any) and exits non-zero if
 any failed. Logs go to ``--logs`` (default: a temporary directory).
 """
