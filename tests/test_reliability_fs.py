@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes.util
+import errno
 import importlib.util
 import io
 import itertools
@@ -253,9 +254,8 @@ def any_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return Path(request.getfixturevalue("data_dir"))
 
 
-async def test_file_replaced_by_rename_keeps_serving_the_old_inode(
-    any_dir: Path, fd_leak_check: None
-) -> None:
+async def test_file_replaced_by_rename_keeps_serving_the_old_inode(any_dir: Path) -> None:
+    fds_before = open_fd_count()  # on the running loop: its own fds exist
     path = any_dir / "f.bin"
     old = make_file(path, 200_000)
     warm(path)
@@ -274,7 +274,8 @@ async def test_file_replaced_by_rename_keeps_serving_the_old_inode(
         assert await t.read() == old[1000:].decode("latin-1")
         async with aiofastread.open(path, "rb") as g:
             assert await g.read() == new
-            assert g.statistics() != f.statistics() or g.statistics().state == "unknown"
+            assert g._h.inode is not f._h.inode  # a new inode, a policy state of its own
+    assert open_fd_count() == fds_before
 
 
 async def test_file_truncated_and_extended_while_open(any_dir: Path, backend: str) -> None:
@@ -430,46 +431,55 @@ def _cpython_outcome(fn: Any) -> Any:
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
-async def test_o_direct_reads_go_to_the_pool_and_match_cpython(
-    data_dir: Path, fd_leak_check: None
-) -> None:
+async def test_o_direct_reads_go_to_the_pool_and_meet_the_kernels_rules(data_dir: Path) -> None:
+    """O_DIRECT wants the buffer, offset and size aligned (512 bytes here).
+
+    A plain read lands in a buffer malloc placed, CPython's as ours, so it
+    succeeds or fails with EINVAL by chance (either way: the right bytes or
+    CPython's exception, and the file stays usable). CPython's readinto() of
+    an aligned buffer reads straight into it and always succeeds; ours reads
+    in the pool into a buffer of its own, so it is subject to the same
+    chance (docs/reliability.md, Departures).
+    """
+    fds_before = open_fd_count()  # on the running loop: its own fds exist
     path = data_dir / "direct.bin"
     data = make_file(path, 1 << 20)
     warm(path)  # cached or not, an O_DIRECT descriptor is never read inline
+    einval = ("error", OSError, errno.EINVAL)
     before = aiofastread.statistics()
     for kwargs in ({}, {"buffering": 0}):
         with open(path, "rb", opener=_direct, **kwargs) as c:  # type: ignore[call-overload]
             cp_read = _cpython_outcome(lambda c=c: c.read(4096))
             c.seek(0)
             aligned = mmap.mmap(-1, 65536)
-            cp_readinto = _cpython_outcome(lambda c=c, b=aligned: c.readinto(b))
-            cp_pos = c.tell()
+            assert _cpython_outcome(lambda c=c, b=aligned: c.readinto(b)) == ("ok", 65536)
+            assert aligned[:] == data[:65536]
+        assert cp_read in (("ok", data[:4096]), einval)
         async with aiofastread.open(path, "rb", opener=_direct, **kwargs) as f:
             try:
                 ours_read: Any = ("ok", await f.read(4096))
             except OSError as exc:
                 ours_read = ("error", type(exc), exc.errno)
-            assert ours_read == cp_read
+            assert ours_read in (("ok", data[:4096]), einval)
             await f.seek(0)
             ours_buf = mmap.mmap(-1, 65536)
             try:
                 ours_readinto: Any = ("ok", await f.readinto(ours_buf))
             except OSError as exc:
                 ours_readinto = ("error", type(exc), exc.errno)
-            # The file stays usable after the kernel's EINVAL.
-            assert await f.tell() in (0, cp_pos)
+            if ours_readinto == einval:
+                assert await f.tell() == 0  # a failed read moves nothing
+            else:
+                assert ours_readinto == ("ok", 65536)
+                assert ours_buf[:] == data[:65536]
             assert not f.closed
-        if ours_readinto != cp_readinto:
-            # CPython reads straight into an aligned caller buffer; the pool
-            # reads into a buffer of its own, which O_DIRECT refuses.
-            assert cp_readinto[0] == "ok"
-            assert ours_readinto == ("error", OSError, 22)
-        elif cp_readinto[0] == "ok":
-            assert ours_buf[:] == aligned[:] == data[:65536]
+            await f.seek(512)
+            assert await f.tell() == 512  # still usable
     after = aiofastread.statistics()
     assert after.inline_hits == before.inline_hits
     assert after.inline_misses == before.inline_misses
     assert after.pool_submissions > before.pool_submissions
+    assert open_fd_count() == fds_before
 
 
 @pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="no O_DIRECT on this platform")
