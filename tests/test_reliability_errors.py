@@ -86,8 +86,9 @@ def eio_steps() -> list[tuple[str, tuple[Any, ...]]]:
         pytest.param(
             "r",
             marks=pytest.mark.xfail(
+                strict=False,  # the fix is pending in the bridge refactor (docs/reliability.md)
                 reason="bridge: a raw read that fails after copying from its window "
-                "has moved the position over bytes nobody received"
+                "has moved the position over bytes nobody received",
             ),
         ),
     ],
