@@ -542,6 +542,10 @@ def test_end_to_end_short_run(nowait_dir: Path) -> None:
     assert "engines compared" in proc.stdout
     if HAS_MATPLOTLIB:
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The saved report renders again without running anything.
+    out_md = nowait_dir / "out.md"
+    assert cli_main(["bench", "--from-json", str(out_json), "--markdown", str(out_md)]) == 0
+    assert "engines compared" in out_md.read_text()
 
 
 def test_errno_names() -> None:

@@ -235,6 +235,13 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the tables as markdown (what docs/benchmarks.md shows)",
     )
+    o.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="run nothing: show (and --plot, --markdown) the report saved by an earlier --json",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -296,7 +303,10 @@ def main(argv: list[str] | None = None, prog: str = "aiofastread bench") -> int:
         out = Console(width=REPORT_WIDTH)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        runner.run(cfg, ["bench", *argv], out, err)
+        if args.from_json is not None:
+            runner.show_saved(cfg, args.from_json, out, err)
+        else:
+            runner.run(cfg, ["bench", *argv], out, err)
     except runner.BenchError as exc:
         err.print(f"[bold red]aiofastread bench:[/] {escape(str(exc))}", highlight=False)
         return 2

@@ -47,7 +47,7 @@ def plot_cdfs(report: Mapping[str, Any], path: str | os.PathLike[str], title: st
             workloads.extend(w for w in e["workloads"] if w not in workloads)
     rows, cols = len(variants), max(len(workloads), 1)
     fig, axes = plt.subplots(
-        rows, cols, figsize=(5.0 * cols, 3.8 * rows), squeeze=False, sharex=True, sharey=True
+        rows, cols, figsize=(5.0 * cols, 4.6 * rows), squeeze=False, sharex=True, sharey=True
     )
     for r, (variant, v) in enumerate(variants.items()):
         for c, wname in enumerate(workloads):
@@ -75,11 +75,12 @@ def plot_cdfs(report: Mapping[str, Any], path: str | os.PathLike[str], title: st
             ax.set_ylim(0, 1.0)
             ax.grid(True, which="major", alpha=0.3)
             ax.set_title(f"{variant}: {wname} ({pattern})", fontsize=10)
-            if r == rows - 1:
-                ax.set_xlabel("read latency (us, log scale)")
+            ax.set_xlabel("read latency (us, log scale)")
+            ax.xaxis.set_tick_params(labelbottom=True)
             if c == 0:
                 ax.set_ylabel("fraction of reads <= x")
-            ax.legend(fontsize=7, loc="best")
+            # Under the panel, not on it: the curves use the whole width.
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()

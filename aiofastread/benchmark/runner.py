@@ -416,13 +416,32 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
     if cfg.json_path is not None:
         report.write_json(cfg.json_path, result)
         err.print(f"JSON report written to {cfg.json_path}")
+    _write_outputs(cfg, result, err)
+    return result
+
+
+def show_saved(cfg: BenchConfig, path: Path, out: Console, err: Console) -> dict[str, Any]:
+    """``--from-json``: the tables, plot and markdown of a saved report."""
+    if cfg.plot_path is not None and not plot.available():
+        raise BenchError(plot.unavailable_message())
+    try:
+        result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"--from-json {path}: {exc}") from None
+    if result.get("version") != report.REPORT_VERSION:
+        raise BenchError(f"--from-json {path}: not a version {report.REPORT_VERSION} report")
+    report.render(out, result)
+    _write_outputs(cfg, result, err)
+    return result
+
+
+def _write_outputs(cfg: BenchConfig, result: dict[str, Any], err: Console) -> None:
     if cfg.markdown_path is not None:
         cfg.markdown_path.write_text(report.to_markdown(result), encoding="utf-8")
         err.print(f"markdown tables written to {cfg.markdown_path}")
     if cfg.plot_path is not None:
         plot.plot_cdfs(result, cfg.plot_path, title=_plot_title(result))
         err.print(f"latency CDFs drawn in {cfg.plot_path}")
-    return result
 
 
 def _run_engine(
