@@ -7,8 +7,8 @@ calls do. The pool bounds two things: the number of threads
 FIFO order (backpressure), so memory held by queued work stays bounded.
 
 The pool knows nothing of the read policy. It works with any number of event
-loops (in any threads), keeps working after a loop closes, and starts fresh
-in a forked child.
+loops (in any threads), keeps working after a loop closes, starts fresh in a
+forked child, and never holds up interpreter exit (daemon threads).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import os
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -65,7 +66,7 @@ class MissPool:
         self._max_workers = max_workers
         self._max_in_flight = max_in_flight
         self._lock = threading.Lock()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor: DaemonThreadPool | None = None
         self._in_flight = 0
         self._submissions = 0
         self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
@@ -246,12 +247,12 @@ class MissPool:
         if not waiter.done():
             waiter.set_result(None)
 
-    def _get_executor(self) -> concurrent.futures.ThreadPoolExecutor:
+    def _get_executor(self) -> DaemonThreadPool:
         executor = self._executor
         if executor is None:
             with self._lock:
                 if self._executor is None:
-                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                    self._executor = DaemonThreadPool(
                         max_workers=self._max_workers,
                         thread_name_prefix="aiofastread",
                     )
@@ -264,6 +265,82 @@ class MissPool:
         self._executor = None
         self._in_flight = 0
         self._waiters.clear()
+
+
+_WorkItem = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class DaemonThreadPool(concurrent.futures.Executor):
+    """ThreadPoolExecutor's job, with daemon threads.
+
+    concurrent.futures joins its (non-daemon) workers at interpreter exit
+    after they have run everything queued: one read stuck on a dead network
+    filesystem, or an open(2) of a FIFO nobody writes, then hangs exit
+    forever, and a long queue of misses delays it. Whatever is still in
+    this pool at exit belongs to event loops that are gone and could not
+    take the result; it is abandoned, as a killed process would abandon it
+    (tests/test_reliability_process.py).
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        self._max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._queue: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # workers waiting for work
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._shutdown = False
+
+    def submit(  # type: ignore[override]
+        self, fn: Callable[..., T], /, *args: Any
+    ) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._queue.put((future, fn, args))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+        return future
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.put(None)  # let the next worker see it too
+                return
+            future, fn, args = item
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del future, fn, args
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shutdown = True
+            threads = list(self._threads)
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        self._queue.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 class _Handoff(Generic[T]):
