@@ -69,9 +69,7 @@ class MissPool:
         self._executor: DaemonThreadPool | None = None
         self._in_flight = 0
         self._submissions = 0
-        self._waiters: collections.deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = (
-            collections.deque()
-        )
+        self._waiters: collections.deque[_Waiter] = collections.deque()
 
     # -- public -------------------------------------------------------------
 
@@ -89,12 +87,7 @@ class MissPool:
         thread) when the work has finished or was dropped before it started,
         also if the awaiter was cancelled: fd lifetime hangs on it.
         """
-        try:
-            await self._acquire_slot()
-        except BaseException:
-            if on_done is not None:
-                on_done()
-            raise
+        await self._acquire_slot(on_done)  # runs on_done itself if it raises
         try:
             future = (executor or self._get_executor()).submit(fn, *args)
         except BaseException:
@@ -195,26 +188,37 @@ class MissPool:
 
     # -- slots --------------------------------------------------------------
 
-    async def _acquire_slot(self) -> None:
-        with self._lock:
-            if self._in_flight < self._max_in_flight and not self._waiters:
-                self._in_flight += 1
-                self._submissions += 1
-                return
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append((loop, waiter))
+    async def _acquire_slot(self, on_done: Callable[[], object] | None = None) -> None:
+        """Take a slot, waiting in FIFO order. If this raises, ``on_done``
+        has been run (here, or by ``_wake_waiters`` for a dead loop)."""
         try:
-            await waiter
+            with self._lock:
+                if self._in_flight < self._max_in_flight and not self._waiters:
+                    self._in_flight += 1
+                    self._submissions += 1
+                    return
+                loop = asyncio.get_running_loop()
+                entry = _Waiter(loop, loop.create_future(), on_done)
+                self._waiters.append(entry)
+        except BaseException:
+            if on_done is not None:
+                on_done()
+            raise
+        try:
+            await entry.future
         except BaseException:
             with self._lock:
                 try:
-                    self._waiters.remove((loop, waiter))
+                    self._waiters.remove(entry)
                     granted = False
                 except ValueError:
-                    granted = True  # a slot was handed to us as we were cancelled
+                    # Popped: a slot was handed to us as we were cancelled,
+                    # or our loop was found closed (then all is undone).
+                    granted = not entry.dead
             if granted:
                 self._release_slot()
+            if on_done is not None and not entry.dead:
+                on_done()
             raise
 
     def _on_done(self, _future: concurrent.futures.Future[Any]) -> None:
@@ -231,14 +235,20 @@ class MissPool:
             with self._lock:
                 if not self._waiters or self._in_flight >= self._max_in_flight:
                     return
-                loop, waiter = self._waiters.popleft()
+                entry = self._waiters.popleft()
                 self._in_flight += 1
                 self._submissions += 1
             try:
-                loop.call_soon_threadsafe(self._grant, waiter)
-            except RuntimeError:  # that waiter's loop is closed
+                entry.loop.call_soon_threadsafe(self._grant, entry.future)
+            except RuntimeError:
+                # That waiter's loop is closed: its operation can never run.
+                # Undo it now (its fd user registration too, or a close of
+                # the file would wait for it forever).
                 with self._lock:
                     self._in_flight -= 1
+                    entry.dead = True
+                if entry.on_done is not None:
+                    entry.on_done()
 
     def _grant(self, waiter: asyncio.Future[None]) -> None:
         # A waiter cancelled after it was popped owns the slot all the same:
@@ -341,6 +351,21 @@ class DaemonThreadPool(concurrent.futures.Executor):
         if wait:
             for thread in threads:
                 thread.join()
+
+
+class _Waiter:
+    """An operation waiting for a pool slot, on its event loop."""
+
+    __slots__ = ("dead", "future", "loop", "on_done")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[None],
+        on_done: Callable[[], object] | None,
+    ) -> None:
+        self.loop, self.future, self.on_done = loop, future, on_done
+        self.dead = False  # its loop was closed: undone by _wake_waiters
 
 
 class _Handoff(Generic[T]):
