@@ -69,9 +69,12 @@ COLD_BELOW: Final = 0.25
 # a probe costs ~1 us; 1 in 16 keeps that under 0.1 us per read while a file
 # that warms up is noticed within 16 reads.
 REPROBE_EVERY: Final = 16
-# Largest read tried inline. At 1 MiB a hit copies for ~100 us on this VM
-# (bench/inline_cap.py), about a thread hop, so bigger reads gain nothing
-# inline while they hold up the loop.
+# Largest read tried inline: about one thread hop of loop time
+# (bench/inline_cap.py, docs/performance.md "Inline cap"). With the C read a
+# 1 MiB hit holds the loop 80-95 us, 1.0-1.2 hops, and costs the loop less
+# CPU than the pool read it replaces (110-140 us: waking threads is
+# expensive in this nested VM); 2 MiB is 2-2.5 hops. The cffi fallback pays
+# a second copy (1 MiB: ~145 us) and a fresh buffer per read above 1 MiB.
 INLINE_MAX: Final = 1 << 20
 # Without cachestat, an UNKNOWN file is probed inline only with reads up to
 # this size: the page cache either has it (fast) or says EAGAIN at once.
