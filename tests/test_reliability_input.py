@@ -248,11 +248,13 @@ CALL_IDS = [f"{method}{args!r}" for method, args in CALLS]
 
 # (mode, buffering): the hand-written "rb" reader, bridged Buffered*,
 # TextIOWrapper and FileIO stacks, read-only, write-only and both.
+# The FileIO-like raw under buffering=0 departed from FileIO's argument
+# handling (docs/reliability.md); the reworked raw in _bridge/raw.py passes.
+# Not strict while that rework is uncommitted: drop this mark once it lands.
 _FILEIO = pytest.mark.xfail(
     strict=False,
-    reason="buffering=0 (our FileIO-like raw): read/readline(-2) raise ValueError, "
-    "sizes beyond Py_ssize_t and offsets beyond off_t are not rejected as FileIO does, "
-    "closed is checked after argument conversion (docs/reliability.md)",
+    reason="buffering=0 raw: FileIO's negative sizes, overflow errors and closed-first "
+    "order (fixed by the reworked _bridge/raw.py)",
 )
 MODES = [
     pytest.param("rb", -1, id="rb"),
