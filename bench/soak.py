@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import traceback
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -404,10 +405,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", default=None, help="ext4 directory (default: a temp dir)")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also sample Python's own allocations (slower): tells a leak from allocator growth",
+    )
     args = parser.parse_args(argv)
 
     totals = Totals()
     rng = random.Random(args.seed)
+    if args.tracemalloc:
+        tracemalloc.start()
     ext4 = Path(tempfile.mkdtemp(prefix="aiofastread-soak-", dir=args.dir or "/var/tmp"))
     with tmpfs_dir() as tmpfs:
         try:
@@ -451,6 +459,11 @@ def main(argv: list[str] | None = None) -> int:
                     # The reference model (files' bytes, which appends grow up
                     # to 2 MB a file) is test data, not the library's memory.
                     "model_mib": round(model / 2**20, 1),
+                    "traced_mib": (
+                        round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+                        if tracemalloc.is_tracing()
+                        else None
+                    ),
                     "fds": fd_count(),
                     "ops": totals.ops,
                     "mismatches": totals.mismatches,
