@@ -51,7 +51,9 @@ def sdist() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=CACHE_DIR) as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
+            # --no-binary aiofiles, not :all: (which would build hatchling
+            # from source too, for the sdist's metadata: minutes, not seconds).
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", "aiofiles",
              "--no-deps", f"aiofiles=={VERSION}", "-d", tmp],
             check=True,
         )
