@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _bridge
+from aiofastread._bridge import raw as bridge_raw
 from tests.conftest import evict, open_fd_count, warm
 
 try:  # uvloop opens two process-wide fds with its first loop: not our leak
@@ -44,9 +44,9 @@ def fast_path() -> None:
 
 @pytest.fixture(autouse=True)
 def no_blocking_lines() -> Iterator[None]:
-    _bridge.Counters.speculation_blocked = 0
+    bridge_raw.Counters.speculation_blocked = 0
     yield
-    assert _bridge.Counters.speculation_blocked == 0
+    assert bridge_raw.Counters.speculation_blocked == 0
 
 
 # -- where reads are served -----------------------------------------------------
@@ -101,8 +101,23 @@ async def test_uncached_lines_cost_one_pool_hop_per_window(data_dir: Path) -> No
         got = [line async for line in f]
         stats = aiofastread.statistics()
     assert got == lines
-    # The first fetch after open is INLINE_WINDOW, then POOL_WINDOW each.
-    assert stats.pool_reads <= size // _bridge.POOL_WINDOW + 2
+    # The first fetch after open is INLINE_WINDOW, then POOL_WINDOW each;
+    # at EOF the file is asked again each time, as FileIO does (+2).
+    assert stats.pool_reads <= size // bridge_raw.POOL_WINDOW + 4
+
+
+async def test_lines_appended_after_eof_are_seen(data_dir: Path) -> None:
+    """tail -f: at EOF the file is asked again, never the stale window."""
+    path = data_dir / "log.txt"
+    path.write_text("a\nb\n")
+    async with aiofastread.open(path) as f, aiofastread.open(path, "rb", buffering=0) as g:
+        assert [line async for line in f] == ["a\n", "b\n"]
+        assert [line async for line in g] == [b"a\n", b"b\n"]
+        with open(path, "a") as writer:
+            writer.write("c\n")
+        assert await f.readline() == "c\n"
+        assert await g.readline() == b"c\n"
+        assert [line async for line in f] == []
 
 
 # -- writes ---------------------------------------------------------------------
@@ -367,3 +382,43 @@ async def test_sync_properties(data_dir: Path) -> None:
     assert f.closed
     with pytest.raises(ValueError, match="closed"):
         f.fileno()
+
+
+# -- invariant 1 -------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_blocking() -> Iterator[None]:
+    """blockbuster around the loop, with the descriptor calls it does not
+    wrap by default (as tests/test_no_blocking.py does)."""
+    from blockbuster import BlockBusterFunction, blockbuster_ctx
+
+    with blockbuster_ctx(["aiofastread"]) as bb:
+        for name in ("pread", "preadv", "pwrite", "write", "fstat", "ftruncate", "close"):
+            func = BlockBusterFunction(None, f"os.{name}", scanned_modules=["aiofastread"])
+            if name == "preadv":
+                func.can_block_in("aiofastread/_native.py", "_py_read_nowait")
+            bb.functions[f"os.{name}"] = func
+            func.activate()
+        yield
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_bridged_calls_never_block_the_loop(
+    data_dir: Path, no_blocking: None, cached: bool
+) -> None:
+    path = data_dir / "lines.txt"
+    lines = write_lines(path, 20_000)
+    (warm if cached else evict)(path)
+    async with aiofastread.open(path, "r+") as f:
+        assert [line async for line in f] == lines
+        await f.seek(0)
+        assert await f.read(10) == lines[0][:10]
+        await f.seek(0, os.SEEK_END)
+        await f.write("appended\n")
+        await f.flush()
+        await f.truncate(100)
+    async with aiofastread.open(path, "ab", buffering=0) as g:
+        await g.write(b"more")
+    async with aiofastread.open(path) as h:
+        assert len((await h.read()).encode()) == 104

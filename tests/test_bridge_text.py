@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _bridge
+from aiofastread._bridge import raw as bridge_raw
 
 ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-32", "latin-1"]
 NEWLINES = [None, "", "\n", "\r", "\r\n"]
@@ -32,9 +32,9 @@ def sample_text(encoding: str) -> str:
 
 @pytest.fixture(autouse=True)
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_bridge, "INLINE_WINDOW", 333)
-    monkeypatch.setattr(_bridge, "POOL_WINDOW", 1001)
-    _bridge.Counters.speculation_blocked = 0
+    monkeypatch.setattr(bridge_raw, "INLINE_WINDOW", 333)
+    monkeypatch.setattr(bridge_raw, "POOL_WINDOW", 1001)
+    bridge_raw.Counters.speculation_blocked = 0
 
 
 def cpython_lines(path: Path, **kwargs: Any) -> tuple[list[tuple[int, str]], Any]:
@@ -71,7 +71,7 @@ async def test_lines_tell_and_seek(data_dir: Path, encoding: str, newline: str |
             assert await f.readline() == line
         await f.seek(0)
         assert [line async for line in f] == [line for _, line in want]
-    assert _bridge.Counters.speculation_blocked == 0
+    assert bridge_raw.Counters.speculation_blocked == 0
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)

@@ -1,0 +1,463 @@
+"""The positional raw stream under CPython's io layers.
+
+``BridgeRaw`` looks like FileIO to the C Buffered/TextIOWrapper code above
+it, but its position is a Python int and its reads come from a read-ahead
+window: filled inline (preadv2 RWF_NOWAIT) when the page cache has the
+bytes, else from the pool. Whatever must block runs through ``_block``,
+which suspends the greenlet of the running operation (``driver.Bridge``)
+or, outside one (finalizers, synchronous use of a detached stream), simply
+makes the call, as FileIO would.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import operator
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import greenlet
+
+from aiofastread._file import lseek_restoring
+from aiofastread._handle import FileHandle
+from aiofastread._policy import INLINE_MAX, Outcome
+from aiofastread._read import pread_full, pread_to_eof, try_inline
+from aiofastread._runtime import POLICY
+
+# Read-ahead when the page cache has the bytes: 64 KiB inline is ~10 us on
+# this VM and holds hundreds of lines, so line iteration refills rarely
+# (the same figure as _file.WINDOW_SIZE).
+INLINE_WINDOW = 64 << 10
+# Read-ahead on a miss, for sequential reads: one pool hop (~100 us) per
+# 256 KiB keeps hop overhead below the device time of that much data, while
+# a random reader (first read after a seek) only fetches INLINE_WINDOW.
+POOL_WINDOW = 256 << 10
+# Seek targets past this ask the kernel (lseek) instead of being taken on
+# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
+# FileIO.seek would report.
+TRUSTED_SEEK_MAX = 1 << 40
+
+
+class Counters:
+    """Bridge-wide events that tests assert on."""
+
+    # Blocking calls made on the loop by a line served from memory (always
+    # 0 if _text's reasoning holds; a bug would still return right results).
+    speculation_blocked = 0
+
+
+class BridgeRaw(io.RawIOBase):
+    """A FileIO look-alike whose I/O goes through the inline path and the pool."""
+
+    # A plain attribute, not a property: TextIOWrapper.readline asks the raw
+    # whether it is closed on every call, and a property costs ~0.3 us a line.
+    closed: bool = False
+
+    def __init__(self, handle: FileHandle, pos: int, line_end: bytes | None, universal: bool):
+        super().__init__()
+        self._h = handle
+        self._fio = handle.raw
+        self._readable = self._fio.readable()
+        self._writable = self._fio.writable()
+        self._append = "a" in self._fio.mode
+        # FileIO learns seekable() from its first lseek, even a failed one, and
+        # keeps the answer (an append-mode open seeks to the end: True).
+        self._seekable: bool | None = True if self._append else None
+        self._pos = pos
+        # The read-ahead window: file bytes [_wpos, _wpos + len(_win)); the
+        # position is always inside it or at its end.
+        self._win = b""
+        self._wview = memoryview(b"")
+        self._wpos = pos
+        self._seq_end = -1  # where the last fetch ended: sequential reads fetch more
+        self._win_eof = False  # the window ended at EOF: stop extending it
+        self._line_end = line_end
+        self._universal = universal
+        # Line fast path cache: where the first line from _scan_pos ends
+        # (file offset, -1 if not in the window).
+        self._scan_pos = -1
+        self._scan_end = -1
+        self.fits_at = -1  # position at which line_fits() last said yes
+        # The greenlet of the operation running now (set by Bridge.run).
+        self.owner: greenlet.greenlet | None = None
+        self.speculating = False
+
+    # -- attributes (FileIO's) -------------------------------------------------
+
+    @property
+    def name(self) -> Any:
+        return self._fio.name
+
+    @name.setter
+    def name(self, value: Any) -> None:
+        self._fio.name = value
+
+    @property
+    def mode(self) -> str:
+        return self._fio.mode
+
+    @property
+    def closefd(self) -> bool:
+        return self._fio.closefd
+
+    @property
+    def _blksize(self) -> int:
+        return self._fio._blksize  # type: ignore[attr-defined,no-any-return]
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<aiofastread BridgeRaw [closed]>"
+        return (
+            f"<aiofastread BridgeRaw name={self.name!r} mode={self.mode!r} "
+            f"closefd={self.closefd!r}>"
+        )
+
+    def fileno(self) -> int:
+        self._check_closed()
+        return self._h.fd
+
+    def readable(self) -> bool:
+        self._check_closed()
+        return self._readable
+
+    def writable(self) -> bool:
+        self._check_closed()
+        return self._writable
+
+    def seekable(self) -> bool:
+        self._check_closed()
+        if self._seekable is None:
+            self._seekable = True  # only regular files are bridged
+        return self._seekable
+
+    def isatty(self) -> bool:
+        self._check_closed()
+        return False  # a regular file never is
+
+    # -- reading ---------------------------------------------------------------
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            view = memoryview(buffer)
+        except TypeError:
+            view = None
+        if view is None or view.readonly:
+            raise TypeError(
+                "readinto() argument must be read-write bytes-like object, "
+                f"not {type(buffer).__name__}"
+            )
+        self._check_readable()
+        return self._read_into(view.cast("B"))
+
+    def read(self, size: int | None = -1) -> bytes:
+        n = size_arg(size)
+        self._check_readable()
+        if n < 0:
+            return self.readall()
+        off = self._pos - self._wpos
+        if n <= len(self._win) - off:  # all in the window: one copy
+            self._pos += n
+            return self._win[off : off + n]
+        buf = bytearray(n)
+        del buf[self._read_into(memoryview(buf)) :]
+        return bytes(buf)
+
+    def readall(self) -> bytes:
+        self._check_closed()
+        if not self._readable:  # FileIO.readall just tries, and read(2) says:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        head = self._win[self._pos - self._wpos :]
+        pos = self._pos + len(head)
+        h = self._h
+        left = max(h.size_hint - pos, 0)
+        data, complete = b"", False
+        if left < INLINE_MAX:
+            # +1 sees EOF, or that the file grew, in the same call.
+            data, complete = try_inline(h, pos, left + 1)
+        if not complete or len(data) > left:
+            rest: bytes = self._block(pread_to_eof, h.fd, pos + len(data))
+            POLICY.record(h.inode, Outcome.POOLED, len(rest))
+            data += rest
+        pos += len(data)
+        h.size_hint = max(h.size_hint, pos)
+        self._pos = pos
+        self._set_window(pos, b"")
+        return head + data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = size_arg(size)
+        parts: list[bytes] = []
+        got = 0
+        while limit < 0 or got < limit:
+            self._check_readable()
+            off = self._pos - self._wpos
+            if off >= len(self._win):
+                self._refill(1)
+                if not self._win:
+                    break
+                off = 0
+            win = self._win
+            stop = len(win) if limit < 0 else min(len(win), off + limit - got)
+            newline = win.find(b"\n", off, stop)
+            end = stop if newline < 0 else newline + 1
+            parts.append(win[off:end])
+            got += end - off
+            self._pos = self._wpos + end
+            if newline >= 0:
+                break
+        return b"".join(parts)
+
+    def _read_into(self, view: memoryview) -> int:
+        """Fill ``view`` from the position, short only at EOF, as FileIO
+        does on a regular file: CPython's layers above then see the same
+        chunks (decode errors, ``newlines`` and cookies depend on them)."""
+        n = len(view)
+        got = 0
+        while got < n:
+            off = self._pos - self._wpos
+            avail = len(self._win) - off
+            if avail <= 0:
+                self._refill(n - got)
+                off, avail = 0, len(self._win)
+                if not avail:
+                    break
+            k = min(avail, n - got)
+            view[got : got + k] = self._wview[off : off + k]
+            got += k
+            self._pos += k
+        return got
+
+    def _refill(self, want: int) -> None:
+        """Make the window start at the position: inline if cached, else pool."""
+        h = self._h
+        pos = self._pos
+        size = max(want, INLINE_WINDOW)
+        data, complete = try_inline(h, pos, size)
+        if not data and not complete:
+            size = max(want, POOL_WINDOW if pos == self._seq_end else INLINE_WINDOW)
+            data = self._block(pread_full, h.fd, size, pos)
+            complete = True
+            POLICY.record(h.inode, Outcome.POOLED, len(data))
+            h.size_hint = max(h.size_hint, pos + len(data))
+        self._set_window(pos, data, eof=complete and len(data) < size)
+        self._seq_end = pos + len(data)
+
+    # -- the line fast path (Bridge.readline_now) ----------------------------
+
+    def line_fits(self, chunk: int) -> bool:
+        """Whether a readline from here is served by the window alone.
+
+        The layers above ask for ``chunk`` bytes at a time (TextIOWrapper's
+        _CHUNK_SIZE); every request up to the one holding the line end must
+        be filled whole from the window, as FileIO would fill it. A line
+        that runs to EOF does not fit: at EOF the file must be asked again
+        (a writer may have appended), which the greenlet path does.
+        """
+        pos = self._pos
+        if self._scan_pos != pos:
+            self._scan_pos = pos
+            self._scan_end = self._first_line_end(pos)
+        if self._scan_end < 0:
+            return False
+        need = -(-(self._scan_end - pos) // chunk) * chunk
+        return pos + need <= self._wpos + len(self._win)
+
+    def _first_line_end(self, pos: int) -> int:
+        """File offset just past the first line end at or after ``pos``,
+        including the byte a universal-newline decoder must see after a
+        "\r"; -1 if the window has none."""
+        assert self._line_end is not None
+        win = self._win
+        off = pos - self._wpos
+        i = win.find(self._line_end, off)
+        end = -1 if i < 0 else i + len(self._line_end)
+        if self._universal:
+            j = win.find(b"\r", off, i if i >= 0 else len(win) - 1)
+            if j >= 0:
+                end = j + 2
+        return -1 if end < 0 else self._wpos + end
+
+    def extend_inline(self) -> bool:
+        """Append the next cached bytes to the window, without blocking.
+
+        On the loop, for the line fast path; True if the window changed.
+        """
+        if self._win_eof or not self._readable or self.closed:
+            return False
+        end = self._wpos + len(self._win)
+        data, complete = try_inline(self._h, end, INLINE_WINDOW)
+        if not data and not complete:
+            return False
+        keep = self._win[self._pos - self._wpos :]
+        self._set_window(self._pos, keep + data, eof=complete and len(data) < INLINE_WINDOW)
+        self._seq_end = self._wpos + len(self._win)
+        return True
+
+    def _set_window(self, start: int, data: bytes, *, eof: bool = False) -> None:
+        self._win = data
+        self._wview = memoryview(data)
+        self._wpos = start
+        self._win_eof = eof
+        self._scan_pos = self.fits_at = -1
+
+    def _drop_window(self) -> None:
+        self._set_window(self._pos, b"")
+
+    # -- writing ---------------------------------------------------------------
+
+    def write(self, b: Any) -> int:
+        try:
+            data = bytes(memoryview(b))
+        except TypeError:
+            raise TypeError(f"a bytes-like object is required, not '{type(b).__name__}'") from None
+        self._check_closed()
+        if not self._writable:
+            raise io.UnsupportedOperation("File not open for writing")
+        if not data:
+            return 0
+        self._drop_window()
+        h = self._h
+        n: int
+        if self._append:
+            # O_APPEND writes land at the end wherever we are; the offset the
+            # kernel leaves is the new position, as FileIO would report it.
+            n, self._pos = self._block(append_write, h.fd, data)
+        else:
+            n = self._block(os.pwrite, h.fd, data, self._pos)
+            self._pos += n
+        h.size_hint = max(h.size_hint, self._pos)
+        self._drop_window()
+        return n
+
+    def truncate(self, size: int | None = None) -> int:
+        self._check_closed()
+        if not self._writable:
+            raise io.UnsupportedOperation("File not open for writing")
+        target = self.tell() if size is None else operator.index(size)
+        self._block(os.ftruncate, self._h.fd, target)
+        self._drop_window()
+        self._h.size_hint = target
+        return target
+
+    # -- position --------------------------------------------------------------
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        # FileIO's order: whence is converted (a C int), closed is checked,
+        # then pos (a C long).
+        whence = c_integer(whence, 32, "int")
+        self._check_closed()
+        offset = c_integer(pos, 64, "long")
+        if whence == os.SEEK_SET:
+            target = offset
+        elif whence == os.SEEK_CUR:
+            target = self._pos + offset
+        else:
+            target = -1  # SEEK_END/DATA/HOLE or invalid: the kernel decides
+        try:
+            if not 0 <= target <= TRUSTED_SEEK_MAX:
+                if whence == os.SEEK_CUR:
+                    whence, offset = os.SEEK_SET, target
+                if whence == os.SEEK_SET and target < 0:
+                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+                target = self._block(lseek_restoring, self._h.fd, offset, whence)
+        except OSError:
+            if self._seekable is None:
+                self._seekable = False
+            raise
+        if self._seekable is None:
+            self._seekable = True
+        if not self._wpos <= target <= self._wpos + len(self._win):
+            self._set_window(target, b"")
+        self._pos = target
+        return target
+
+    def flush(self) -> None:
+        # IOBase.flush checks its own closed flag, which our close() never
+        # sets; FileIO's message has the final dot.
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+
+    def tell(self) -> int:
+        self._check_closed()
+        if self._seekable is None:
+            self._seekable = True
+        return self._pos
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if getattr(self, "_finalizing", False):
+            self._dealloc_warn(self)
+        self.closed = True  # shadows the class attribute from now on
+        self._set_window(self._pos, b"")
+        if self._in_owner():
+            assert self.owner is not None
+            try:
+                self.owner.parent.switch((self._h.close, ()))
+            except BaseException:
+                self._h.start_close()  # still closes, once pool users are done
+                raise
+        else:
+            self._h.close_blocking()
+
+    def _dealloc_warn(self, source: object) -> None:
+        # C Buffered/TextIOWrapper finalizers call this, as FileIO's does.
+        if not self.closed and self.closefd:
+            warnings.warn(f"unclosed file {source!r}", ResourceWarning, stacklevel=2, source=source)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _in_owner(self) -> bool:
+        return self.owner is not None and greenlet.getcurrent() is self.owner
+
+    def _block(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking call: from the pool if we can suspend, else here."""
+        if self._in_owner():
+            assert self.owner is not None
+            return self.owner.parent.switch((self._h.run, (fn, *args)))
+        if self.speculating:
+            Counters.speculation_blocked += 1
+        return fn(*args)
+
+    def _check_closed(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def _check_readable(self) -> None:
+        self._check_closed()
+        if not self._readable:
+            raise io.UnsupportedOperation("File not open for reading")
+
+
+def size_arg(size: object) -> int:
+    """A FileIO size (a Py_ssize_t): None or any negative int means "all"."""
+    if size is None:
+        return -1
+    try:
+        value = operator.index(size)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            f"argument should be integer or None, not '{type(size).__name__}'"
+        ) from None
+    if not -(1 << 63) <= value < 1 << 63:
+        raise OverflowError("cannot fit 'int' into an index-sized integer")
+    return value
+
+
+def c_integer(value: object, bits: int, c_name: str) -> int:
+    """``value`` as a signed C integer of ``bits``, with CPython's errors."""
+    number = operator.index(value)  # type: ignore[arg-type]
+    if not -(1 << (bits - 1)) <= number < 1 << (bits - 1):
+        raise OverflowError(f"Python int too large to convert to C {c_name}")
+    return number
+
+
+def append_write(fd: int, data: bytes) -> tuple[int, int]:
+    """Blocking (pool): an O_APPEND write and the offset it left."""
+    n = os.write(fd, data)
+    return n, os.lseek(fd, 0, os.SEEK_CUR)
