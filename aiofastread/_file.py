@@ -355,7 +355,7 @@ class AsyncBufferedReader:
                         break
                     lines.append(line)
                     total += len(line)
-                    if 0 < limit <= total:
+                    if 0 < limit < total:  # IOBase: stop once the total exceeds hint
                         break
             except BaseException:
                 self._seek_to(begin)  # no line is lost to a cancellation
