@@ -305,14 +305,7 @@ def _fileio(s: Setup) -> bool:
     return s.buffering == 0
 
 
-RB_READLINES_HINT = Known(
-    "rb: readlines(hint) stops once the lines total >= hint; CPython's C io reads "
-    "on until they total > hint (readlines(2) on b'a\\nb\\n': [b'a\\n'], CPython "
-    "[b'a\\n', b'b\\n'])",
-    "readlines", lambda s: s.mode == "rb" and s.buffering != 0, False, never,
-    avoid=lambda args: bool(args) and type(args[0]) is int and args[0] > 0,
-)
-KNOWN: tuple[Known, ...] = (RB_READLINES_HINT,)
+KNOWN: tuple[Known, ...] = ()
 
 # CPython's own quirks: tolerated, not bugs of ours.
 QUIRKS: tuple[Known, ...] = (
@@ -762,7 +755,6 @@ async def test_fileio_closed_checked_first(data_dir: Path) -> None:
         await f.seek("0")
 
 
-@pytest.mark.xfail(strict=True, reason=RB_READLINES_HINT.reason)
 async def test_rb_readlines_hint(data_dir: Path) -> None:
     path = data_dir / "f"
     path.write_bytes(b"a\nb\nc\n")
