@@ -381,6 +381,12 @@ EMFILE_SCRIPT = textwrap.dedent(
         results["leaked"] = fds() - (base + len(hog))
         async with aiofastread.open(path, "rb") as f:
             results["after"] = len(await f.read())
+        # close() returns once the fd is closed; the close job's pool slot is
+        # freed a moment later, on its thread: give it bounded loop turns.
+        for _ in range(5000):
+            if not aiofastread.statistics().misses_in_flight:
+                break
+            await asyncio.sleep(0.001)
         results["in_flight"] = aiofastread.statistics().misses_in_flight
         for fd in hog:
             os.close(fd)
