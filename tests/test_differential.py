@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is in the test extra
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 PROFILE_ENV = "AIOFASTREAD_HYPOTHESIS_PROFILE"
 _COMMON: dict[str, Any] = {
@@ -663,7 +663,7 @@ def test_differential(mode: str, loop_name: str, data_dir: Path, backend: str) -
             run = seed(zlib.crc32(f"{mode} {loop_name} {backend} {attempt}".encode()))(machine)
         aiofastread.reset_statistics()
         try:
-            run_state_machine_as_test(run, settings=SETTINGS)
+            run_state_machine_as_test(run, settings=SETTINGS)  # type: ignore[no-untyped-call]
         finally:
             if COUNT_FILE:
                 with open(COUNT_FILE, "a") as out:
@@ -760,7 +760,7 @@ async def test_fileio_closed_checked_first(data_dir: Path) -> None:
     f = await aiofastread.open(path, "rb", buffering=0)
     await f.close()
     with pytest.raises(ValueError, match="closed file"):
-        await f.seek("0")
+        await f.seek("0")  # type: ignore[arg-type]
 
 
 async def test_rb_readlines_hint(data_dir: Path) -> None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is in the test extra
-    uvloop = None
+    uvloop = None  # type: ignore[assignment]
 
 # Every module of aiofiles 25.1 (src/aiofiles in the sdist).
 AIOFILES_MODULES = (
