@@ -488,6 +488,11 @@ class DifferentialMachine(RuleBasedStateMachine):
         self.both("read")
 
     @precondition(lambda self: self.cpy is not None and not self.text)
+    @rule()
+    def readall(self) -> None:
+        self.both("readall")  # FileIO's (buffering=0); not on buffered files
+
+    @precondition(lambda self: self.cpy is not None and not self.text)
     @rule(size=st.integers(-1, 40) | st.sampled_from(EDGE_SIZES))
     def read1(self, size: int) -> None:
         """read1 may return fewer bytes than asked (one raw read at most):
