@@ -35,6 +35,11 @@ def parametrizations() -> list[str]:
     return [line for line in out.splitlines() if line.startswith(TEST)]
 
 
+def log_name(node: str) -> str:
+    """A file name per parametrization ("a" and "a+" must not collide)."""
+    return re.sub(r"\W+", "_", node.replace("+", "plus"))
+
+
 def run_one(node: str, examples: int, log: Path) -> tuple[str, bool, int, float]:
     counts = log.with_suffix(".count")
     env = dict(os.environ, AIOFASTREAD_HYPOTHESIS_PROFILE="long",
@@ -69,7 +74,7 @@ def main() -> int:
     total = 0
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [
-            pool.submit(run_one, node, each, logs / (re.sub(r"\W+", "_", node) + ".log"))
+            pool.submit(run_one, node, each, logs / f"{log_name(node)}.log")
             for node in nodes
         ]
         for future in concurrent.futures.as_completed(futures):

@@ -26,7 +26,12 @@ def test_read_nowait_returns_cached_bytes_or_negative_errno(data_dir: Path, back
         assert _native.read_nowait(fd, 4096, 100_000) == b""  # EOF
         assert _native.read_nowait(fd, 50_000, 90_000) == data[90_000:]  # short at EOF
         evict(path)
-        assert _native.read_nowait(fd, 4096, 0) == -errno.EAGAIN
+        # Since ~6.12 a NOWAIT miss starts readahead on the calling thread; on a
+        # fast device that I/O can finish before the kernel re-checks the page,
+        # so the call may legitimately return the data (DESIGN.md, "Facts").
+        # What it must never do is return anything else.
+        after_evict = _native.read_nowait(fd, 4096, 0)
+        assert after_evict in (-errno.EAGAIN, data[:4096])
     finally:
         os.close(fd)
 
