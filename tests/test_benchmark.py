@@ -519,7 +519,7 @@ def test_end_to_end_short_run(nowait_dir: Path) -> None:
         "--seconds", "1", "--dir", str(data_dir),
         "--f1-size", "1M", "--f2-size", "4M", "--f3-size", "2M",
         "--f1-tasks", "4", "--f2-tasks", "2", "--f3-tasks", "1", "--workers", "4",
-        "--json", str(out_json), "--no-progress",
+        "--json", str(out_json), "--no-progress", "--raw", str(nowait_dir / "raw"),
     ]  # fmt: skip
     if HAS_MATPLOTLIB:
         argv += ["--plot", str(out_png)]
@@ -541,6 +541,13 @@ def test_end_to_end_short_run(nowait_dir: Path) -> None:
     assert mixed["aiofastread"]["workloads"]["f1"]["cached_at_start"] in (1.0, None)
     assert data["config"]["seconds"] == 1.0
     assert "engines compared" in proc.stdout
+    # --raw kept each child's files: its pid (not ours) and one lateness per tick.
+    for engine in engines:
+        child = json.loads((nowait_dir / "raw" / "mixed" / f"{engine}-child.json").read_text())
+        assert child["pid"] != os.getpid()
+        lates = (nowait_dir / "raw" / "mixed" / f"{engine}-heartbeat.lat").stat().st_size
+        ends = (nowait_dir / "raw" / "mixed" / f"{engine}-heartbeat-ends.lat").stat().st_size
+        assert lates == ends > 0
     if HAS_MATPLOTLIB:
         assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The saved report renders again without running anything.

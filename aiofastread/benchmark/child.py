@@ -142,6 +142,9 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
     heartbeat_misses_file = out / f"{cfg.engine}-heartbeat-misses.lat"
     with open(heartbeat_misses_file, "wb") as fh:
         result.heartbeat_misses.tofile(fh)
+    # Who ran the loop, and when (bench/stall_trace.py matches it to a trace).
+    with open(out / f"{cfg.engine}-child.json", "w", encoding="utf-8") as meta:
+        json.dump({"pid": os.getpid(), "window": list(result.window)}, meta)
     return {
         "engine": cfg.engine,
         "seconds": result.seconds,

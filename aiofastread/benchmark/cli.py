@@ -242,6 +242,14 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         metavar="PATH",
         help="run nothing: show (and --plot, --markdown) the report saved by an earlier --json",
     )
+    o.add_argument(
+        "--raw",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep every engine's raw files in DIR: per-read latencies, heartbeat ticks and "
+        "the child's pid (bench/stall_trace.py reads them)",
+    )
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -271,6 +279,7 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
         plot_path=args.plot,
         markdown_path=args.markdown,
         progress=not args.no_progress,
+        raw_dir=args.raw,
     )
 
 

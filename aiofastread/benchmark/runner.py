@@ -87,9 +87,19 @@ class BenchConfig:
     plot_path: Path | None
     markdown_path: Path | None
     progress: bool
+    raw_dir: Path | None = None  # keep the children's raw files (bench/stall_trace.py reads them)
 
     def spec(self) -> dataset.DataSetSpec:
         return dataset.DataSetSpec(self.f1_size, self.f2_size, self.f3_size)
+
+
+def _raw_directory(keep: Path | None) -> contextlib.AbstractContextManager[str]:
+    """Where the children write their raw samples: ``keep`` (left in place)
+    or a temporary directory removed afterwards."""
+    if keep is None:
+        return tempfile.TemporaryDirectory(prefix="aiofastread-bench-")
+    keep.mkdir(parents=True, exist_ok=True)
+    return contextlib.nullcontext(str(keep))
 
 
 def _load_samples(path: str) -> array[int]:
@@ -394,7 +404,7 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
         if dev is not None:
             dev.join()  # children inherit the cgroup: their reads are throttled
         variants: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory(prefix="aiofastread-bench-") as tmp:
+        with _raw_directory(cfg.raw_dir) as tmp:
             for variant in cfg.variants:
                 runs = []
                 for name in names:
@@ -488,7 +498,7 @@ def _run_engine(
 
 def _config_json(cfg: BenchConfig) -> dict[str, Any]:
     out = dataclasses.asdict(cfg)
-    for key in ("directory", "json_path", "plot_path", "markdown_path"):
+    for key in ("directory", "json_path", "plot_path", "markdown_path", "raw_dir"):
         out[key] = None if out[key] is None else str(out[key])
     return out
 
