@@ -95,9 +95,16 @@ class MissPool:
             if on_done is not None:
                 on_done()
             raise
-        future.add_done_callback(self._on_done)
-        if on_done is not None:
-            future.add_done_callback(lambda _f: on_done())
+        # One callback, run by the pool thread: each costs GIL time there.
+        if on_done is None:
+            future.add_done_callback(self._on_done)
+        else:
+
+            def done(_f: concurrent.futures.Future[T]) -> None:
+                self._release_slot()
+                on_done()
+
+            future.add_done_callback(done)
         return await asyncio.wrap_future(future)
 
     async def run_undoable(
@@ -227,7 +234,9 @@ class MissPool:
     def _release_slot(self) -> None:
         with self._lock:
             self._in_flight -= 1
-        self._wake_waiters()
+            waiting = bool(self._waiters)
+        if waiting:
+            self._wake_waiters()
 
     def _wake_waiters(self) -> None:
         """Hand free slots to waiters, oldest first, on their own loops."""
@@ -296,7 +305,9 @@ class DaemonThreadPool(concurrent.futures.Executor):
         self._max_workers = max_workers
         self._prefix = thread_name_prefix
         self._queue: queue.SimpleQueue[_WorkItem | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)  # workers waiting for work
+        # Workers waiting for work (a plain count under _lock: a Semaphore's
+        # release is Python code a worker would run with the GIL every job).
+        self._idle = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._shutdown = False
@@ -309,7 +320,9 @@ class DaemonThreadPool(concurrent.futures.Executor):
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             self._queue.put((future, fn, args))
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_workers:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._prefix}_{len(self._threads)}", daemon=True
                 )
@@ -333,7 +346,8 @@ class DaemonThreadPool(concurrent.futures.Executor):
                 else:
                     future.set_result(result)
             del future, fn, args
-            self._idle.release()
+            with self._lock:
+                self._idle += 1
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
