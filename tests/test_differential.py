@@ -495,9 +495,7 @@ class DifferentialMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.cpy is not None and not self.text)
     @rule(size=st.integers(-1, 40) | st.sampled_from(EDGE_SIZES))
     def read1(self, size: int) -> None:
-        """read1 may return fewer bytes than asked (one raw read at most):
-        both answers must be the file's next bytes, and empty only at EOF;
-        the shorter side then reads up to the longer, to stay in step."""
+        """read1 may return fewer bytes than asked (one raw read at most)."""
         if not hasattr(self.cpy, "read1"):
             return
         cpy = self.run_cpy("read1", size)
@@ -505,10 +503,15 @@ class DifferentialMachine(RuleBasedStateMachine):
         if not (ours[0] == cpy[0] == "ok" and ours[2] != cpy[2]):
             self.check(f"read1({size})", ours, cpy, op="read1")
             return
-        o, c = ours[2], cpy[2]
-        assert type(o) is bytes
-        assert o.startswith(c) or c.startswith(o), f"read1({size}): {o!r} vs {c!r}"
-        assert bool(o) == bool(c) or size == 0, f"read1({size}): {o!r} vs {c!r}"
+        assert type(ours[2]) is bytes
+        self.catch_up(f"read1({size})", ours[2], cpy[2], size)
+
+    def catch_up(self, what: str, o: bytes, c: bytes, size: int) -> None:
+        """Two one-raw-read answers of different lengths: both must be the
+        file's next bytes, empty only at EOF; the shorter side then reads up
+        to the longer, to stay in step."""
+        assert o.startswith(c) or c.startswith(o), f"{what}: {o!r} vs {c!r}"
+        assert bool(o) == bool(c) or size == 0, f"{what}: {o!r} vs {c!r}"
         if len(o) < len(c):
             self.check("read (catch up)", self.run_ours("read", len(c) - len(o)), ok(c[len(o) :]))
         else:
@@ -537,17 +540,10 @@ class DifferentialMachine(RuleBasedStateMachine):
             ours = self.run_ours(name, ours_buf)
             if ours[0] == cpy[0] == "ok" and ours[2] != cpy[2]:
                 o, c = bytes(ours_buf[: ours[2]]), bytes(cpy_buf[: cpy[2]])
-                assert o.startswith(c) or c.startswith(o), f"{name}: {o!r} vs {c!r}"
-                assert bool(o) == bool(c) or size == 0, f"{name}: {o!r} vs {c!r}"
                 untouched = b"\xaa" * (size - max(len(o), len(c)))
                 assert bytes(ours_buf)[len(o) :].endswith(untouched), f"{name}: wrote past"
                 assert bytes(cpy_buf)[len(c) :].endswith(untouched), f"{name}: wrote past"
-                if len(o) < len(c):
-                    self.check("read (catch up)", self.run_ours("read", len(c) - len(o)),
-                               ok(c[len(o) :]))
-                else:
-                    self.check("read (catch up)", ok(o[len(c) :]),
-                               self.run_cpy("read", len(o) - len(c)))
+                self.catch_up(f"{name}({size})", o, c, size)
                 return
             self.check(f"{name}({kind}[{size}])", ours, cpy, op=name)
             if ours[0] == "ok":
