@@ -39,17 +39,30 @@ def pread_full(fd: int, size: int, offset: int) -> bytes:
 
 def pread_to_eof(fd: int, offset: int) -> bytes:
     """Blocking: everything from ``offset`` to EOF (pool side)."""
+    data, error = pread_to_eof_or_error(fd, offset)
+    if error is not None:
+        raise error
+    return data
+
+
+def pread_to_eof_or_error(fd: int, offset: int) -> tuple[bytes, OSError | None]:
+    """Blocking: everything from ``offset`` to EOF, read as FileIO.readall
+    reads it (the first read asks for the size left + 1), and the error that
+    stopped it early, if one did, with the bytes read before it (pool side)."""
     size = os.fstat(fd).st_size
-    chunks = []
+    chunks: list[bytes] = []
     step = max(size - offset, 0) + 1  # +1 sees EOF (or growth) in one call
     while True:
-        chunk = os.pread(fd, step, offset)
+        try:
+            chunk = os.pread(fd, step, offset)
+        except OSError as exc:
+            return b"".join(chunks), exc
         if not chunk:
             break
         chunks.append(chunk)
         offset += len(chunk)
         step = max(step, READALL_STEP)
-    return b"".join(chunks)
+    return b"".join(chunks), None
 
 
 def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:

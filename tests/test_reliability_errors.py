@@ -79,20 +79,7 @@ def eio_steps() -> list[tuple[str, tuple[Any, ...]]]:
     ]
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "rb",
-        pytest.param(
-            "r",
-            marks=pytest.mark.xfail(
-                strict=False,  # the fix is pending in the bridge refactor (docs/reliability.md)
-                reason="bridge: a raw read that fails after copying from its window "
-                "has moved the position over bytes nobody received",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["rb", "r"])
 async def test_eio_reaches_the_caller_as_cpythons_and_the_file_stays_usable(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
     mode: str,
@@ -109,6 +96,71 @@ async def test_eio_reaches_the_caller_as_cpythons_and_the_file_stays_usable(
             got = await async_outcome(lambda n=name, a=args: getattr(ours, n)(*a))
             assert got == expected, (name, args)
             assert ours.closed is theirs.closed is False
+    finally:
+        theirs.close()
+        await ours.close()
+    path.unlink()
+
+
+# Each failure path of the bridged raw, around the bad range: a read-ahead
+# that runs into it where the request does not, a read to EOF with window
+# bytes in front, a line read across its start, reads that touch its edges.
+EIO_PATH_STEPS: list[tuple[str, tuple[Any, ...]]] = [
+    ("seek", (10_000,)),
+    ("read", (100,)),  # the request is good; a 64 KiB read-ahead would not be
+    ("tell", ()),
+    ("seek", (0,)),
+    ("read", (8192,)),
+    ("read", ()),  # to EOF, from inside a window that ends before the bad range
+    ("tell", ()),
+    ("seek", (EIO_START - 100,)),
+    ("readline", ()),  # the line runs into the bad range
+    ("tell", ()),
+    ("seek", (EIO_START - 1,)),
+    ("read", (1,)),
+    ("read", (1,)),
+    ("tell", ()),
+    ("seek", (20_000,)),
+    ("read", (70_000,)),
+    ("tell", ()),
+    ("seek", (EIO_START - 3000,)),
+    ("readlines", ()),
+    ("tell", ()),
+    ("seek", (EIO_END - 1,)),
+    ("read", (2,)),
+    ("tell", ()),
+    ("seek", (EIO_END,)),
+    ("readline", (300,)),
+    ("tell", ()),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "kwargs"),
+    [
+        ("r", {"encoding": "latin-1", "newline": ""}),
+        ("r", {"encoding": "latin-1"}),
+        ("r+", {"encoding": "latin-1", "newline": ""}),
+        ("r+b", {}),
+        ("rb", {"buffering": 0}),
+        ("r+b", {"buffering": 0}),
+    ],
+    ids=["r-newline-empty", "r", "r+", "r+b", "rb-unbuffered", "r+b-unbuffered"],
+)
+async def test_eio_failure_paths_match_cpython(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    mode: str,
+    kwargs: dict[str, Any],
+) -> None:
+    path = fuse_root / "eio-paths.bin"
+    path.write_bytes(bytes(range(256)) * 1024)
+    theirs = open(path, mode, **kwargs)  # noqa: SIM115 - driven step by step
+    ours = await aiofastread.open(path, mode, **kwargs)
+    try:
+        for i, (name, args) in enumerate(EIO_PATH_STEPS):
+            expected = sync_outcome(lambda n=name, a=args: getattr(theirs, n)(*a))
+            got = await async_outcome(lambda n=name, a=args: getattr(ours, n)(*a))
+            assert got == expected, (i, name, args)
     finally:
         theirs.close()
         await ours.close()

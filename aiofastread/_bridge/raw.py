@@ -24,7 +24,7 @@ import greenlet
 from aiofastread._file import lseek_restoring
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Outcome
-from aiofastread._read import pread_full, pread_to_eof, try_inline
+from aiofastread._read import pread_full, pread_to_eof_or_error, try_inline
 from aiofastread._runtime import POLICY
 
 # Read-ahead when the page cache has the bytes: 64 KiB inline is ~10 us on
@@ -177,14 +177,25 @@ class BridgeRaw(io.RawIOBase):
         if left < INLINE_MAX:
             # +1 sees EOF, or that the file grew, in the same call.
             data, complete = try_inline(h, pos, left + 1)
+        error: OSError | None = None
         if not complete or len(data) > left:
-            rest: bytes = self._block(pread_to_eof, h.fd, pos + len(data))
+            rest: bytes
+            rest, error = self._block(pread_to_eof_or_error, h.fd, pos + len(data))
+            if error is not None and (head or data):
+                # Redo it as FileIO would have, from the position: the window
+                # and the inline read must not decide where the error lands.
+                head, data, pos = b"", b"", self._pos
+                rest, error = self._block(pread_to_eof_or_error, h.fd, pos)
             POLICY.record(h.inode, Outcome.POOLED, len(rest))
             data += rest
         pos += len(data)
         h.size_hint = max(h.size_hint, pos)
         self._pos = pos
         self._set_window(pos, b"")
+        if error is not None:
+            # FileIO.readall reads in a loop and raises at the first failed
+            # read: the bytes before it are lost, the position is past them.
+            raise error
         return head + data
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -195,7 +206,15 @@ class BridgeRaw(io.RawIOBase):
             self._check_readable()
             off = self._pos - self._wpos
             if off >= len(self._win):
-                self._refill(1)
+                try:
+                    self._refill(1)
+                except OSError:
+                    # The read-ahead failed: go on as FileIO's readline (IOBase's)
+                    # does, one byte a read; if one fails, the bytes of the line
+                    # read so far are lost and the position is past them.
+                    tail = self._read_line_bytewise(-1 if limit < 0 else limit - got)
+                    parts.append(tail)
+                    break
                 if not self._win:
                     break
                 off = 0
@@ -216,11 +235,21 @@ class BridgeRaw(io.RawIOBase):
         chunks (decode errors, ``newlines`` and cookies depend on them)."""
         n = len(view)
         got = 0
+        start = self._pos
         while got < n:
             off = self._pos - self._wpos
             avail = len(self._win) - off
             if avail <= 0:
-                self._refill(n - got)
+                try:
+                    self._refill(n - got)
+                except OSError:
+                    # The window (or its read-ahead) failed: answer with what
+                    # FileIO would have done from the start, one read of ``n``
+                    # bytes at ``start``: its bytes (maybe short) or its error,
+                    # with the position not moved (a read that fails moves
+                    # nothing, so none of the bytes copied above count).
+                    self._pos = start
+                    return self._read_into_once(view)
                 off, avail = 0, len(self._win)
                 if not avail:
                     break
@@ -229,6 +258,35 @@ class BridgeRaw(io.RawIOBase):
             got += k
             self._pos += k
         return got
+
+    def _read_into_once(self, view: memoryview) -> int:
+        """FileIO.readinto as it is: one read, no read-ahead (failure paths)."""
+        h = self._h
+        pos = self._pos
+        data: bytes = self._block(os.pread, h.fd, len(view), pos)
+        POLICY.record(h.inode, Outcome.POOLED, len(data))
+        n = len(data)
+        view[:n] = data
+        self._pos = pos + n
+        h.size_hint = max(h.size_hint, self._pos)
+        self._drop_window()
+        return n
+
+    def _read_line_bytewise(self, limit: int) -> bytes:
+        """The rest of a line, as IOBase.readline reads it from a FileIO
+        (which has no peek): a byte a read, stopping at a newline, ``limit``
+        bytes, EOF or the first error (raised, with the position past the
+        bytes read before it)."""
+        h = self._h
+        line: bytes
+        line, error = self._block(read_line_bytewise, h.fd, self._pos, limit)
+        POLICY.record(h.inode, Outcome.POOLED, len(line))
+        self._pos += len(line)
+        h.size_hint = max(h.size_hint, self._pos)
+        self._drop_window()
+        if error is not None:
+            raise error
+        return line
 
     def _refill(self, want: int) -> None:
         """Make the window start at the position: inline if cached, else pool."""
@@ -461,3 +519,20 @@ def append_write(fd: int, data: bytes) -> tuple[int, int]:
     """Blocking (pool): an O_APPEND write and the offset it left."""
     n = os.write(fd, data)
     return n, os.lseek(fd, 0, os.SEEK_CUR)
+
+
+def read_line_bytewise(fd: int, offset: int, limit: int) -> tuple[bytes, OSError | None]:
+    """Blocking (pool): a line read a byte at a time from ``offset``, as
+    IOBase.readline reads a FileIO; the error that stopped it, if any."""
+    line = bytearray()
+    while limit < 0 or len(line) < limit:
+        try:
+            byte = os.pread(fd, 1, offset + len(line))
+        except OSError as exc:
+            return bytes(line), exc
+        if not byte:
+            break
+        line += byte
+        if byte == b"\n":
+            break
+    return bytes(line), None
