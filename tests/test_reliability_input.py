@@ -248,14 +248,6 @@ CALL_IDS = [f"{method}{args!r}" for method, args in CALLS]
 
 # (mode, buffering): the hand-written "rb" reader, bridged Buffered*,
 # TextIOWrapper and FileIO stacks, read-only, write-only and both.
-# The FileIO-like raw under buffering=0 departed from FileIO's argument
-# handling (docs/reliability.md); the reworked raw in _bridge/raw.py passes.
-# Not strict while that rework is uncommitted: drop this mark once it lands.
-_FILEIO = pytest.mark.xfail(
-    strict=False,
-    reason="buffering=0 raw: FileIO's negative sizes, overflow errors and closed-first "
-    "order (fixed by the reworked _bridge/raw.py)",
-)
 MODES = [
     pytest.param("rb", -1, id="rb"),
     pytest.param("r", -1, id="r"),
@@ -267,9 +259,9 @@ MODES = [
     pytest.param("r+", -1, id="r+"),
     pytest.param("w+b", -1, id="w+b"),
     pytest.param("a+", -1, id="a+"),
-    pytest.param("rb", 0, id="rb-unbuffered", marks=_FILEIO),
-    pytest.param("wb", 0, id="wb-unbuffered", marks=_FILEIO),
-    pytest.param("r+b", 0, id="r+b-unbuffered", marks=_FILEIO),
+    pytest.param("rb", 0, id="rb-unbuffered"),
+    pytest.param("wb", 0, id="wb-unbuffered"),
+    pytest.param("r+b", 0, id="r+b-unbuffered"),
 ]
 
 
