@@ -360,22 +360,7 @@ def start_appender(path: Path, count: int) -> tuple[threading.Thread, threading.
     return thread, done
 
 
-@pytest.mark.parametrize(
-    "how",
-    [
-        "read",
-        "readline",
-        pytest.param(
-            "text-readline",
-            marks=pytest.mark.xfail(
-                strict=False,  # depends on whether the reader catches up with the writer
-                reason="bridge: a text readline at EOF is served from the read-ahead window "
-                "that saw EOF, so appended lines are never seen",
-            ),
-        ),
-        "text-read",
-    ],
-)
+@pytest.mark.parametrize("how", ["read", "readline", "text-readline", "text-read"])
 async def test_reads_across_eof_while_a_writer_appends(any_dir: Path, how: str) -> None:
     path = any_dir / "log.txt"
     path.write_bytes(b"")
@@ -414,6 +399,69 @@ async def test_reads_across_eof_while_a_writer_appends(any_dir: Path, how: str) 
     if how.endswith("readline"):
         # A line may come in pieces while it is being written, never garbled.
         assert b"".join(got).count(b"\n") == count
+
+
+# Each step appends through another descriptor (None: nothing), then makes
+# one call: the same on a CPython file and on ours, results compared.
+AFTER_EOF_STEPS: list[tuple[bytes | None, str, tuple[Any, ...]]] = [
+    (None, "readline", ()),  # the first line (fills the window, which sees EOF)
+    (None, "readline", ()),  # the second, served from that window
+    (None, "readline", ()),  # EOF
+    (b"third\n", "readline", ()),  # appended after EOF was seen
+    (None, "readline", ()),
+    (b"fou", "readline", ()),  # a line with no newline yet: up to EOF
+    (b"rth\n", "readline", ()),  # ...then completed
+    (None, "read", ()),
+    (b"fifth\nsix", "read", ()),
+    (b"th\n", "read", (2,)),
+    (None, "read", (10,)),
+    (None, "read", (5,)),
+    (b"seventh\r", "readline", ()),  # universal newlines: a "\r" at EOF
+    (b"\neighth", "readline", ()),
+    (None, "tell", ()),
+    (None, "readline", ()),
+    (b"\n", "readline", ()),
+    (None, "tell", ()),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "kwargs"),
+    [
+        ("r", {"encoding": "ascii"}),
+        ("r", {"encoding": "ascii", "newline": ""}),
+        ("r", {"encoding": "ascii", "newline": "\n"}),
+        ("r+", {"encoding": "ascii"}),
+        ("rb", {}),
+        ("rb", {"buffering": 0}),
+        ("r+b", {}),
+    ],
+    ids=["r", "r-newline-empty", "r-newline-lf", "r+", "rb", "rb-unbuffered", "r+b"],
+)
+async def test_reads_at_eof_see_what_is_appended_like_cpython(
+    any_dir: Path, mode: str, kwargs: dict[str, Any]
+) -> None:
+    """Deterministic: reach EOF, append through another descriptor, read
+    again; every result (and tell) is compared with CPython's on the same
+    file. A read at EOF must ask the file again, never answer from a
+    read-ahead window that once ended at EOF."""
+    path = any_dir / "appended.txt"
+    path.write_bytes(b"first\nsecond\n")
+    warm(path)
+    theirs: Any = open(path, mode, **kwargs)  # noqa: SIM115 - driven step by step
+    ours: Any = await aiofastread.open(path, mode, **kwargs)
+    writer = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        for i, (append, name, args) in enumerate(AFTER_EOF_STEPS):
+            if append is not None:
+                os.write(writer, append)
+            expected = getattr(theirs, name)(*args)
+            got = await getattr(ours, name)(*args)
+            assert got == expected, (i, append, name, args)
+    finally:
+        os.close(writer)
+        theirs.close()
+        await ours.close()
 
 
 # -- O_DIRECT -----------------------------------------------------------------------------
