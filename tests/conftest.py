@@ -14,6 +14,7 @@ right before they rely on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import subprocess
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from blockbuster import BlockBuster, BlockBusterFunction
 
 from aiofastread import _native, _runtime
 
@@ -56,6 +58,87 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     finally:
         _runtime.use_backend(DEFAULT_BACKEND)
         _runtime.POLICY.enabled = True
+
+
+# Invariant 1 (docs/design.md): the loop thread does no blocking I/O.
+# blockbuster wraps time.sleep, locks, io reads/writes, os.read/write (on
+# blocking descriptors), os.stat, listdir, ...; these are the descriptor
+# calls it does not wrap by default.
+EXTRA_BLOCKING = (
+    "pread",
+    "preadv",
+    "pwrite",
+    "pwritev",
+    "fstat",
+    "open",
+    "close",
+    "fsync",
+    "fdatasync",
+    "ftruncate",
+    "lseek",
+)
+
+
+SCANNED = ["aiofastread"]
+NOT_SCANNED = ["aiofastread.benchmark"]
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_on_loop() -> Iterator[BlockBuster]:
+    """blockbuster around every test (DESIGN invariant 1).
+
+    Scanned module is aiofastread: a wrapped call raises BlockingError when
+    it runs on a thread with a running event loop and an aiofastread frame
+    is on its stack. The test code's own blocking calls (making, warming,
+    evicting files) are not flagged, nor are the benchmark harness's (it
+    builds, warms and evicts its data set on the loop before its clock
+    starts); library frames under either still are. Each allowance below
+    names the one function where the call cannot block, and why.
+    """
+    bb = BlockBuster(SCANNED, excluded_modules=NOT_SCANNED)
+    for name in EXTRA_BLOCKING:
+        bb.functions[f"os.{name}"] = BlockBusterFunction(
+            None, f"os.{name}", scanned_modules=SCANNED, excluded_modules=NOT_SCANNED
+        )
+    # The pure-Python fast path: preadv2(RWF_NOWAIT) never waits for I/O.
+    bb.functions["os.preadv"].can_block_in("aiofastread/_native.py", "_py_read_nowait")
+    # detach() of an rb file: lseek(SEEK_SET) only sets the offset, no I/O.
+    bb.functions["os.lseek"].can_block_in("aiofastread/_file.py", "detach")
+    for key, func in bb.functions.items():
+        if key.startswith("io."):
+            func.can_block_predicate = _closed_file_cannot_block(func.can_block_predicate)
+    bb.activate()
+    try:
+        yield bb
+    finally:
+        bb.deactivate()
+
+
+def _closed_file_cannot_block(predicate: Callable[..., bool]) -> Callable[..., bool]:
+    """blockbuster's io predicates ask file.fileno(), which raises ValueError
+    on a closed or detached file: that error would replace the one the call
+    itself raises (at once, without I/O), and the CPython differential tests
+    compare those messages."""
+
+    def can_block(file: object, *args: object, **kwargs: object) -> bool:
+        try:
+            return predicate(file, *args, **kwargs)
+        except ValueError:
+            return True
+
+    return can_block
+
+
+@contextlib.contextmanager
+def blocking_on_purpose(bb: BlockBuster) -> Iterator[None]:
+    """Pause the guard for blocking the test itself asks for through
+    aiofastread: synchronous calls on a detached stream, or a finalizer
+    flushing an unclosed file (both block as CPython's FileIO would)."""
+    bb.deactivate()
+    try:
+        yield
+    finally:
+        bb.activate()
 
 
 def supports_nowait(directory: Path) -> bool:

@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from blockbuster import BlockBuster
 
 import aiofastread
 from aiofastread._bridge import raw as bridge_raw
-from tests.conftest import evict, open_fd_count, warm
+from tests.conftest import blocking_on_purpose, evict, open_fd_count, warm
 
 try:  # uvloop opens two process-wide fds with its first loop: not our leak
     import uvloop
@@ -320,20 +321,29 @@ async def test_close_while_reads_wait(data_dir: Path, gated: GatedExecutor) -> N
         await f.read()
 
 
-async def test_unclosed_file_warns_and_flushes(data_dir: Path) -> None:
-    """As with CPython: the finalizer warns, flushes and closes."""
+async def test_unclosed_file_warns_and_flushes(
+    data_dir: Path, no_blocking_on_loop: BlockBuster
+) -> None:
+    """As with CPython: the finalizer warns, flushes and closes. Synchronously,
+    on whatever thread drops the last reference (here the loop's): the one
+    place a forgotten close() makes the library block the loop."""
     path = data_dir / "forgotten.txt"
     before = open_fd_count()
     f = await aiofastread.open(path, "w")
     await f.write("buffered")
-    with pytest.warns(ResourceWarning, match="unclosed file"):  # noqa: PT031
+    with (  # noqa: PT031
+        blocking_on_purpose(no_blocking_on_loop),
+        pytest.warns(ResourceWarning, match="unclosed file"),
+    ):
         del f  # the last reference: finalized right here
         gc.collect()
     assert path.read_text() == "buffered"
     assert open_fd_count() == before
 
 
-async def test_detached_stream_works_synchronously(data_dir: Path) -> None:
+async def test_detached_stream_works_synchronously(
+    data_dir: Path, no_blocking_on_loop: BlockBuster
+) -> None:
     path = data_dir / "f.txt"
     path.write_text("abc\ndef\n")
     f = await aiofastread.open(path, "r+")
@@ -341,16 +351,18 @@ async def test_detached_stream_works_synchronously(data_dir: Path) -> None:
     buffer = f.detach()
     with pytest.raises(ValueError, match="detached"):
         await f.read()
-    # Outside any greenlet the raw makes plain blocking calls.
+    # Outside any greenlet the raw makes plain blocking calls (the test
+    # asks for them, on the loop thread: the guard is paused for them).
     theirs = open(path, "r+")  # noqa: SIM115
     theirs.readline()
     their_buffer = theirs.detach()
-    assert buffer.tell() == their_buffer.tell()
-    their_buffer.close()
-    buffer.seek(0)
-    assert buffer.read() == b"abc\ndef\n"
-    buffer.write(b"more")
-    buffer.close()
+    with blocking_on_purpose(no_blocking_on_loop):
+        assert buffer.tell() == their_buffer.tell()
+        their_buffer.close()
+        buffer.seek(0)
+        assert buffer.read() == b"abc\ndef\n"
+        buffer.write(b"more")
+        buffer.close()
     assert path.read_bytes() == b"abc\ndef\nmore"
 
 
@@ -387,26 +399,9 @@ async def test_sync_properties(data_dir: Path) -> None:
 # -- invariant 1 -------------------------------------------------------------------
 
 
-@pytest.fixture
-def no_blocking() -> Iterator[None]:
-    """blockbuster around the loop, with the descriptor calls it does not
-    wrap by default (as tests/test_no_blocking.py does)."""
-    from blockbuster import BlockBusterFunction, blockbuster_ctx
-
-    with blockbuster_ctx(["aiofastread"]) as bb:
-        for name in ("pread", "preadv", "pwrite", "write", "fstat", "ftruncate", "close"):
-            func = BlockBusterFunction(None, f"os.{name}", scanned_modules=["aiofastread"])
-            if name == "preadv":
-                func.can_block_in("aiofastread/_native.py", "_py_read_nowait")
-            bb.functions[f"os.{name}"] = func
-            func.activate()
-        yield
-
-
 @pytest.mark.parametrize("cached", [True, False])
-async def test_bridged_calls_never_block_the_loop(
-    data_dir: Path, no_blocking: None, cached: bool
-) -> None:
+async def test_bridged_calls_never_block_the_loop(data_dir: Path, cached: bool) -> None:
+    """Under tests/conftest.py's blockbuster guard (every test is)."""
     path = data_dir / "lines.txt"
     lines = write_lines(path, 20_000)
     (warm if cached else evict)(path)

@@ -36,7 +36,7 @@ async def test_in_flight_limit_makes_awaiters_wait_in_order() -> None:
         assert (stats.in_flight, stats.waiting, stats.submissions) == (0, 0, 10)
     finally:
         gate.set()
-        pool.shutdown()
+        await asyncio.to_thread(pool.shutdown)  # joins its threads: not on the loop
 
 
 async def test_cancelled_waiter_gives_up_its_place_and_running_job_keeps_its_slot() -> None:
@@ -55,7 +55,7 @@ async def test_cancelled_waiter_gives_up_its_place_and_running_job_keeps_its_slo
         assert pool.statistics().submissions == 2
     finally:
         gate.set()
-        pool.shutdown()
+        await asyncio.to_thread(pool.shutdown)  # joins its threads: not on the loop
 
 
 async def test_undoable_result_is_undone_when_awaiter_leaves() -> None:
@@ -75,7 +75,7 @@ async def test_undoable_result_is_undone_when_awaiter_leaves() -> None:
         assert undone == [7]
     finally:
         gate.set()
-        pool.shutdown()
+        await asyncio.to_thread(pool.shutdown)  # joins its threads: not on the loop
 
 
 def test_one_pool_serves_several_loops_in_several_threads() -> None:

@@ -26,7 +26,6 @@ from blockbuster import BlockBuster
 import aiofastread
 from aiofastread import _pool
 from tests.conftest import DEFAULT_BACKEND, evict, make_file, open_fd_count, warm
-from tests.test_reliability_fs import no_blocking_in_aiofastread  # noqa: F401 - autouse
 
 MISSES = 10_000
 LIMIT = 8
@@ -195,14 +194,14 @@ def test_misses_from_several_loops_share_one_limit(data_dir: Path, small_pool: i
 
 
 async def test_waiter_cancelled_after_it_was_granted_releases_its_slot_once(
-    no_blocking_in_aiofastread: BlockBuster,  # noqa: F811
+    no_blocking_on_loop: BlockBuster,
 ) -> None:
     """Regression: the slot of a waiter popped by a finishing job and then
     cancelled before the grant ran on its loop was released twice, so the
     in-flight count went negative and the limit let one more job in."""
     # This test spins on the pool's statistics while a worker thread takes
     # the same (briefly held) lock: contention blockbuster would report.
-    no_blocking_in_aiofastread.deactivate()
+    no_blocking_on_loop.deactivate()
     pool = _pool.MissPool(max_workers=2, max_in_flight=1)
     gate = threading.Event()
     try:
