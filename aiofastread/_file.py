@@ -161,7 +161,8 @@ class AsyncBufferedReader:
 
     async def read(self, size: int | None = -1) -> bytes:
         # The fast path, written out: a WARM file, no window, nobody else
-        # mid-operation on this file -> one preadv2(RWF_NOWAIT), no await.
+        # mid-operation on this file, not a stream about to run past what
+        # cachestat saw cached (_read._cached) -> one preadv2(RWF_NOWAIT).
         h = self._h
         if (
             type(size) is int
@@ -172,6 +173,7 @@ class AsyncBufferedReader:
             and not self._lock._locked  # locked() as an attribute: ~60 ns less a read
             and POLICY.enabled
             and not h.direct_io
+            and (self._pos != h.seq_end or self._pos + size <= h.ahead_ok_to)
         ):
             got = _native.read_nowait(h.fd, size, self._pos)
             if type(got) is bytes and len(got) == size:
@@ -179,6 +181,7 @@ class AsyncBufferedReader:
                 c.inline_hits += 1
                 c.bytes_inline += size
                 self._pos += size
+                h.seq_end = self._pos
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).

@@ -30,6 +30,7 @@ class FileHandle:
         "_close_future",
         "_lock",
         "_users",
+        "ahead_ok_to",
         "closing",
         "direct_io",
         "executor",
@@ -37,6 +38,7 @@ class FileHandle:
         "inode",
         "pool",
         "raw",
+        "seq_end",
         "size_hint",
     )
 
@@ -54,6 +56,11 @@ class FileHandle:
         self.fd = raw.fileno()
         self.inode = inode
         self.size_hint = size  # st_size at open, raised as reads see more
+        # Where the last read ended (a read starting here continues a
+        # stream), and up to where a stream's reads may end without a new
+        # look at the pages ahead (_read._cached).
+        self.seq_end = 0
+        self.ahead_ok_to = 0
         self.direct_io = direct_io
         self.pool = pool
         self.executor = executor

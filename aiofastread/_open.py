@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 from aiofastread import _pool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._handle import FileHandle, is_direct_io
+from aiofastread._read import learn_readahead
 from aiofastread._runtime import POLICY
 
 if TYPE_CHECKING:
@@ -242,6 +243,7 @@ def describe(obj: Any) -> Opened:
     if not stat.S_ISREG(st.st_mode):
         return Opened(obj)
     pos = os.lseek(fd, 0, os.SEEK_CUR)  # not 0 for an inherited fd, or "a"
+    learn_readahead(st.st_dev)
     return Opened(obj, st.st_dev, st.st_ino, st.st_size, is_direct_io(fd), pos, bridgeable=True)
 
 

@@ -20,6 +20,42 @@ from aiofastread._runtime import POLICY
 # the number of pool hops low without holding much memory per reader.
 READALL_STEP = 256 << 10
 
+# A NOWAIT read that *hits* a page the kernel marked for readahead starts
+# the next readahead window on the calling thread: page allocation and bio
+# submission, 1-4 ms a hit on the 300-IOPS slow device (bench/stall_trace.py,
+# docs/benchmarks.md "Where the stalls went"). Streams meet those marks, so
+# a read that continues one goes inline only while two readahead windows
+# past its end are all cached (cachestat, no I/O): the readahead such a hit
+# starts then finds its pages there. The window is the device's
+# read_ahead_kb, learnt by the pool at open; unknown devices get 8 MiB, the
+# largest seen here (vda; loop devices 128 KiB).
+DEFAULT_READAHEAD = 8 << 20
+_readahead_by_dev: dict[int, int] = {}
+
+
+def learn_readahead(dev: int) -> None:
+    """Blocking (pool side, at open): remember ``dev``'s readahead window."""
+    if dev in _readahead_by_dev:
+        return
+    major, minor = os.major(dev), os.minor(dev)
+    # A bdi per whole disk and per virtual filesystem; a partition's is its disk's.
+    for path in (
+        f"/sys/class/bdi/{major}:{minor}/read_ahead_kb",
+        f"/sys/dev/block/{major}:{minor}/../queue/read_ahead_kb",
+    ):
+        try:
+            with open(path, "rb") as f:
+                _readahead_by_dev[dev] = max(int(f.read()), 4) << 10
+                return
+        except (OSError, ValueError):
+            continue
+    _readahead_by_dev[dev] = DEFAULT_READAHEAD
+
+
+def lookahead(h: FileHandle) -> int:
+    """Bytes past a stream read's end that must be cached for it to go inline."""
+    return 2 * _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
+
 
 def pread_full(fd: int, size: int, offset: int) -> bytes:
     """Blocking: ``size`` bytes at ``offset``, fewer only at EOF (pool side)."""
@@ -77,9 +113,45 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
     if decision is Decision.POOL or not _native.CAN_READ_INLINE:
         return b"", False
-    if decision is Decision.CHECK_RESIDENCY and not _resident(h, offset, size):
+    if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return b"", False
     return judge_inline(h, offset, size, _native.read_nowait(h.fd, size, offset))
+
+
+def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
+    """Whether an inline read of [offset, offset+size) cannot start I/O.
+
+    A file not known warm: the range must be resident (cachestat). A read
+    that continues a stream: so must the ``lookahead`` after it, checked once
+    per lookahead of progress (``h.ahead_ok_to``).
+    """
+    stream = offset == h.seq_end
+    if known_warm and (not stream or offset + size <= h.ahead_ok_to):
+        return True
+    ahead = lookahead(h) if stream else 0
+    length = min(size + 2 * ahead, h.size_hint - offset)
+    cachestat = _native.cachestat
+    if cachestat is None or length <= 0:
+        # At or past EOF as far as we know: nothing to check, and a NOWAIT
+        # read there does no I/O. No cachestat (Linux < 6.5): a warm file
+        # is read as before (readahead marks cannot be seen, docs/design.md),
+        # one not known warm is not read inline.
+        if known_warm:
+            return True
+        return length <= 0 and cachestat is not None
+    answer = cachestat(h.fd, offset, length)
+    if isinstance(answer, int) or answer[0] < answer[1]:
+        # Not all resident, or cachestat refused (ENOSYS under seccomp...):
+        # stay safe, use the pool.
+        POLICY.record(h.inode, Outcome.NOT_RESIDENT)
+        return False
+    POLICY.record(h.inode, Outcome.RESIDENT)
+    if stream:
+        # Checked 2 lookaheads: reads ending up to 1 past this one need no
+        # new look; cached to EOF: nothing for readahead to start on.
+        end = offset + length
+        h.ahead_ok_to = end - ahead if end < h.size_hint else end + ahead
+    return True
 
 
 def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tuple[bytes, bool]:
@@ -95,6 +167,7 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
         # the exception CPython would give.
         return b"", False
     n = len(got)
+    h.seq_end = offset + n
     if n == size:
         POLICY.record(st, Outcome.HIT, n)
         return got, True
@@ -106,27 +179,6 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
         return got, True
     POLICY.record(st, Outcome.SHORT, n)
     return got, False
-
-
-def _resident(h: FileHandle, offset: int, size: int) -> bool:
-    """Ask cachestat whether [offset, offset+size) is all in the page cache."""
-    st = h.inode
-    cachestat = _native.cachestat
-    length = min(size, h.size_hint - offset)
-    if cachestat is None or length <= 0:
-        # At or past EOF as far as we know: nothing to check, and a NOWAIT
-        # read there does no I/O. Unknown residency otherwise: not inline.
-        return length <= 0 and cachestat is not None
-    answer = cachestat(h.fd, offset, length)
-    if isinstance(answer, int):
-        # cachestat refused (ENOSYS under seccomp...): stay safe, use the pool.
-        return False
-    cached, pages = answer
-    if cached >= pages:
-        POLICY.record(st, Outcome.RESIDENT)
-        return True
-    POLICY.record(st, Outcome.NOT_RESIDENT)
-    return False
 
 
 async def read_at(
@@ -149,6 +201,7 @@ async def read_at(
     rest: bytes = await h.run(pread_full, h.fd, size - done, offset + done)  # type: ignore[assignment]
     POLICY.record(h.inode, Outcome.POOLED, len(rest))
     end = offset + done + len(rest)
+    h.seq_end = end
     if end > h.size_hint:
         h.size_hint = end
     return prefix + rest if prefix else rest

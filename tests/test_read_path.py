@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _native, _runtime
+from aiofastread import _native, _read, _runtime
 from aiofastread._policy import REPROBE_EVERY
 from tests.conftest import cached_pages, evict, make_file, open_fd_count, warm
 
@@ -84,6 +84,51 @@ async def test_cold_file_is_skipped_then_reprobed(data_dir: Path, backend: str) 
         assert await f.read(4096) == data[offset : offset + 4096]  # the re-probe
         stats = f.statistics()
         assert (stats.residency_checks, stats.inline_hits, stats.state) == (2, 1, "warm")
+
+
+@pytest.mark.parametrize("mode", ["rb", "r"])
+async def test_a_stream_reads_inline_only_while_the_pages_ahead_are_cached(
+    data_dir: Path, backend: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An inline hit on a page marked for readahead starts the next window's
+    I/O on the loop thread; a stream must go to the pool before that can
+    happen (_read._cached). Checked on every inline call: the lookahead
+    after the read was resident when it was made."""
+    if backend == "pool" or _native.cachestat is None:
+        pytest.skip("needs inline reads and cachestat")
+    path = data_dir / "stream.txt"
+    data = (b"".join(b"line %07d\n" % i for i in range(80_000)) + b"x" * (1 << 20))[: 1 << 20]
+    path.write_bytes(data)
+    monkeypatch.setitem(_read._readahead_by_dev, os.stat(path).st_dev, 32 << 10)
+    ahead = 2 * (32 << 10)
+    evict(path)
+    fd = os.open(path, os.O_RDONLY)
+    try:  # cache exactly the first half: no readahead on this fd
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+        os.pread(fd, 512 << 10, 0)
+    finally:
+        os.close(fd)
+    assert cached_pages(path) == 128
+    inline_calls: list[tuple[int, int, bool]] = []
+    read_nowait = _native.read_nowait
+
+    def checked(fd: int, size: int, offset: int) -> bytes | int:
+        length = min(size + ahead, len(data) - offset)
+        answer = _native.cachestat(fd, offset, length) if length > 0 else (0, 0)
+        assert not isinstance(answer, int)
+        inline_calls.append((offset, size, answer[0] >= answer[1]))
+        return read_nowait(fd, size, offset)
+
+    monkeypatch.setattr(_native, "read_nowait", checked)
+    got = bytearray()
+    pooled = aiofastread.statistics().bytes_pooled
+    async with aiofastread.open(path, mode) as f:
+        while chunk := await f.read(16 << 10):
+            got += chunk.encode() if isinstance(chunk, str) else chunk
+    assert bytes(got) == data
+    assert inline_calls, "the cached first half was read inline"
+    assert all(ok for _, _, ok in inline_calls), [c for c in inline_calls if not c[2]][:3]
+    assert aiofastread.statistics().bytes_pooled > pooled  # the cold half: the pool
 
 
 async def test_partly_cached_range_keeps_prefix_and_pools_the_rest(

@@ -300,6 +300,7 @@ class BridgeRaw(io.RawIOBase):
             complete = True
             POLICY.record(h.inode, Outcome.POOLED, len(data))
             h.size_hint = max(h.size_hint, pos + len(data))
+            h.seq_end = pos + len(data)
         self._set_window(pos, data, eof=complete and len(data) < size)
         self._seq_end = pos + len(data)
 
