@@ -508,6 +508,17 @@ def test_config_defaults_follow_the_issue() -> None:
     assert dataclasses.asdict(cfg)  # serializable for the JSON report
 
 
+def test_switch_interval_reaches_the_child_config(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["--switch-interval", "0.5"])
+    cli._check(args, parser)
+    assert cli.config_from_args(args).switch_interval == pytest.approx(0.0005)
+    assert cli.config_from_args(parser.parse_args([])).switch_interval is None
+    with pytest.raises(SystemExit):
+        cli._check(parser.parse_args(["--switch-interval", "0"]), parser)
+    assert "--switch-interval must be a positive" in capsys.readouterr().err
+
+
 def test_end_to_end_short_run(nowait_dir: Path) -> None:
     """`python -m aiofastread bench` for 1 s per engine and variant, tiny sizes."""
     out_json = nowait_dir / "out.json"

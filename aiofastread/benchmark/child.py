@@ -46,6 +46,7 @@ class ChildConfig:
     pin: bool
     out_dir: str
     progress: bool
+    switch_interval: float | None = None  # sys.setswitchinterval for the run, s
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -90,6 +91,10 @@ def run(cfg: ChildConfig) -> dict[str, Any]:
     """Run the mix once with ``cfg.engine``; return the result message."""
     engine = engines.make_engine(cfg.engine, cfg.workers)
     loop_impl = ""
+    if cfg.switch_interval is not None:
+        # How soon a pool thread waiting for the GIL makes a busy loop thread
+        # hand it over (docs/benchmarks.md, "Misses behind a saturated loop").
+        sys.setswitchinterval(cfg.switch_interval)
 
     def tick(fraction: float, reads: int) -> None:
         _emit({"progress": fraction, "reads": reads})

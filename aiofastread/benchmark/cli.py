@@ -157,6 +157,14 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         help="root only: put the data set on a loop-mounted ext4 whose reads are "
         "throttled to IOPS (cgroup blkio/io.max), like a disk or network fs",
     )
+    g.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        metavar="MS",
+        help="sys.setswitchinterval for each engine's process, in ms (CPython's default: 5): "
+        "how long a pool thread waits for the GIL held by a busy event loop",
+    )
     d = p.add_argument_group("data set")
     d.add_argument(
         "--dir",
@@ -280,6 +288,7 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
         markdown_path=args.markdown,
         progress=not args.no_progress,
         raw_dir=args.raw,
+        switch_interval=None if args.switch_interval is None else args.switch_interval / 1000.0,
     )
 
 
@@ -287,6 +296,8 @@ def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in DEFAULT_SIZES:
         if getattr(args, f"{name}_size") < args.read_size:
             parser.error(f"--{name}-size must be at least --read-size ({args.read_size} bytes)")
+    if args.switch_interval is not None and not args.switch_interval > 0:
+        parser.error("--switch-interval must be a positive number of milliseconds")
     if args.loop == "uvloop":
         try:
             import uvloop  # noqa: F401

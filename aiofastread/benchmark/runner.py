@@ -88,6 +88,7 @@ class BenchConfig:
     markdown_path: Path | None
     progress: bool
     raw_dir: Path | None = None  # keep the children's raw files (bench/stall_trace.py reads them)
+    switch_interval: float | None = None  # sys.setswitchinterval in each child, s
 
     def spec(self) -> dataset.DataSetSpec:
         return dataset.DataSetSpec(self.f1_size, self.f2_size, self.f3_size)
@@ -481,6 +482,7 @@ def _run_engine(
         pin=cfg.pin,
         out_dir=str(out_dir),
         progress=True,
+        switch_interval=cfg.switch_interval,
     )
     task = bar.add_task(f"{variant}: {engines.LABELS[name]}", total=1.0, info="starting")
 
