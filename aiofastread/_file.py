@@ -24,6 +24,7 @@ from typing import Any
 from aiofastread import _native, _read
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
+from aiofastread._read import YIELD_EVERY_MASK
 from aiofastread._runtime import POLICY
 
 # Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
@@ -182,6 +183,8 @@ class AsyncBufferedReader:
                 c.bytes_inline += size
                 self._pos += size
                 h.seq_end = self._pos
+                if not c.inline_hits & YIELD_EVERY_MASK and h.pool.busy:
+                    os.sched_yield()  # _read.yield_to_pool, written out
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).

@@ -154,6 +154,11 @@ class MissPool:
         future = self._get_executor().submit(fn, *args)
         future.add_done_callback(self._on_done)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any job is submitted and not finished (a racy read, as a hint)."""
+        return self._in_flight > 0
+
     def statistics(self) -> PoolStatistics:
         with self._lock:
             return PoolStatistics(

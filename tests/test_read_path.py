@@ -131,6 +131,52 @@ async def test_a_stream_reads_inline_only_while_the_pages_ahead_are_cached(
     assert aiofastread.statistics().bytes_pooled > pooled  # the cold half: the pool
 
 
+async def test_inline_hits_yield_to_the_pool_only_while_it_has_work(
+    data_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every 32nd hit on a file yields the GIL (os.sched_yield) if pool work
+    is in flight, so finished misses are not held behind a busy loop."""
+    if backend == "pool":
+        pytest.skip("the pool backend never reads inline")
+    from aiofastread._pool import default_pool
+
+    path = data_dir / "hits.bin"
+    data = make_file(path, 1 << 20)
+    yields: list[int] = []
+    monkeypatch.setattr(os, "sched_yield", lambda: yields.append(1))
+    offsets = [(i * 7919 % 250) * 4096 for i in range(64)]  # scattered: not a stream
+
+    async def hits(f: Any) -> int:
+        first = f.statistics().inline_hits
+        for off in offsets[:32]:
+            await f.seek(off)
+            assert await f.read(4096) == data[off : off + 4096]  # the written-out fast path
+        for off in offsets[32:]:
+            assert await f.pread(4096, off) == data[off : off + 4096]  # through _read
+        done = f.statistics().inline_hits
+        assert done - first == 64  # every read was an inline hit
+        return sum(1 for k in range(first + 1, done + 1) if k % 32 == 0)
+
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.read(4096)
+        pool = default_pool()
+        assert not pool.busy
+        await hits(f)
+        assert yields == []  # nothing in the pool: no yield
+        gate = threading.Event()
+        job = asyncio.ensure_future(pool.run(gate.wait))
+        while not pool.busy:
+            await asyncio.sleep(0)
+        try:
+            expected = await hits(f)
+        finally:
+            gate.set()
+            await job
+        assert expected == 2
+        assert len(yields) == expected
+
+
 async def test_partly_cached_range_keeps_prefix_and_pools_the_rest(
     data_dir: Path, backend: str
 ) -> None:
