@@ -105,11 +105,12 @@ def pread_to_eof_or_error(fd: int, offset: int) -> tuple[bytes, OSError | None]:
 # which it returns before a woken thread can take it: a pool thread whose
 # read is done waits CPython's switch interval (5 ms) for it, and with a few
 # queued the misses slow down 10-30x (docs/benchmarks.md, "Misses behind a
-# saturated loop"). So every YIELD_EVERY hits on a file while the pool has
-# work, the loop thread yields (os.sched_yield releases the GIL and the
-# CPU). 32 hits are ~150 us of loop time; on the slow-device bench it took
-# f2/f3 from 0.4/0.3 to 4.3/17 MB/s (baseline 4.9/10) for f1 1330 -> 820 MB/s.
-YIELD_EVERY_MASK = 32 - 1
+# saturated loop"). So every 16th hit on a file while the pool has work,
+# the loop thread yields (os.sched_yield releases the GIL and the CPU).
+# Slow-device bench, closed loop, two runs each (baseline f2/f3 4.9/11 MB/s):
+# every 32nd hit gave f2/f3 2.0-2.4/1.4-1.7 MB/s, every 16th 4.1-4.4/3.0-3.4,
+# f1 1000-1080 MB/s against 1120-1320 (p50 4-5 us either way).
+YIELD_EVERY_MASK = 16 - 1
 
 
 def yield_to_pool(h: FileHandle, hits: int) -> None:
