@@ -24,7 +24,6 @@ from typing import Any
 from aiofastread import _native, _read
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
-from aiofastread._read import YIELD_EVERY_MASK
 from aiofastread._runtime import POLICY
 
 # Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
@@ -165,6 +164,7 @@ class AsyncBufferedReader:
         # mid-operation on this file, not a stream about to run past what
         # cachestat saw cached (_read._cached) -> one preadv2(RWF_NOWAIT).
         h = self._h
+        pos = self._pos
         if (
             type(size) is int
             and 0 < size <= INLINE_MAX
@@ -174,17 +174,18 @@ class AsyncBufferedReader:
             and not self._lock._locked  # locked() as an attribute: ~60 ns less a read
             and POLICY.enabled
             and not h.direct_io
-            and (self._pos != h.seq_end or self._pos + size <= h.ahead_ok_to)
+            and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
         ):
-            got = _native.read_nowait(h.fd, size, self._pos)
+            got = _native.read_nowait(h.fd, size, pos)
             if type(got) is bytes and len(got) == size:
                 c = h.inode.counters  # the ratio folds these in lazily
-                c.inline_hits += 1
+                hits = c.inline_hits = c.inline_hits + 1
                 c.bytes_inline += size
-                self._pos += size
-                h.seq_end = self._pos
-                if not c.inline_hits & YIELD_EVERY_MASK and h.pool.busy:
-                    os.sched_yield()  # _read.yield_to_pool, written out
+                self._pos = h.seq_end = pos + size
+                # _read.yield_to_pool written out (15: YIELD_EVERY_MASK, a literal
+                # saves a global lookup a read; the tests count the yields).
+                if not hits & 15 and h.pool.busy:
+                    os.sched_yield()
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).
