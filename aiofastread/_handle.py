@@ -56,10 +56,11 @@ class FileHandle:
         self.fd = raw.fileno()
         self.inode = inode
         self.size_hint = size  # st_size at open, raised as reads see more
-        # Where the last read ended (a read starting here continues a
-        # stream), and up to where a stream's reads may end without a new
-        # look at the pages ahead (_read._cached).
-        self.seq_end = 0
+        # Where the last read ended, -1 before the first (a read starting
+        # there continues a stream: _read._cached looks ahead of it, the
+        # bridge fetches more), and up to where a stream's reads may end
+        # without a new look at the pages ahead.
+        self.seq_end = -1
         self.ahead_ok_to = 0
         self.direct_io = direct_io
         self.pool = pool

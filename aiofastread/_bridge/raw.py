@@ -21,7 +21,7 @@ from typing import Any
 
 import greenlet
 
-from aiofastread._file import lseek_restoring
+from aiofastread._file import check_limit, lseek_restoring
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Outcome
 from aiofastread._read import pread_full, pread_to_eof_or_error, try_inline
@@ -72,7 +72,6 @@ class BridgeRaw(io.RawIOBase):
         self._win = b""
         self._wview = memoryview(b"")
         self._wpos = pos
-        self._seq_end = -1  # where the last fetch ended: sequential reads fetch more
         self._win_eof = False  # the window ended at EOF: stop extending it
         self._line_end = line_end
         self._universal = universal
@@ -153,7 +152,7 @@ class BridgeRaw(io.RawIOBase):
         return self._read_into(view.cast("B"))
 
     def read(self, size: int | None = -1) -> bytes:
-        n = size_arg(size)
+        n = check_limit(size)
         self._check_readable()
         if n < 0:
             return self.readall()
@@ -199,7 +198,7 @@ class BridgeRaw(io.RawIOBase):
         return head + data
 
     def readline(self, size: int | None = -1) -> bytes:
-        limit = size_arg(size)
+        limit = check_limit(size)
         parts: list[bytes] = []
         got = 0
         while limit < 0 or got < limit:
@@ -295,14 +294,13 @@ class BridgeRaw(io.RawIOBase):
         size = max(want, INLINE_WINDOW)
         data, complete = try_inline(h, pos, size)
         if not data and not complete:
-            size = max(want, POOL_WINDOW if pos == self._seq_end else INLINE_WINDOW)
+            size = max(want, POOL_WINDOW if pos == h.seq_end else INLINE_WINDOW)
             data = self._block(pread_full, h.fd, size, pos)
             complete = True
             POLICY.record(h.inode, Outcome.POOLED, len(data))
             h.size_hint = max(h.size_hint, pos + len(data))
-            h.seq_end = pos + len(data)
+            h.seq_end = pos + len(data)  # an inline read set it in try_inline
         self._set_window(pos, data, eof=complete and len(data) < size)
-        self._seq_end = pos + len(data)
 
     # -- the line fast path (Bridge.readline_now) ----------------------------
 
@@ -352,7 +350,6 @@ class BridgeRaw(io.RawIOBase):
             return False
         keep = self._win[self._pos - self._wpos :]
         self._set_window(self._pos, keep + data, eof=complete and len(data) < INLINE_WINDOW)
-        self._seq_end = self._wpos + len(self._win)
         return True
 
     def _set_window(self, start: int, data: bytes, *, eof: bool = False) -> None:
@@ -491,21 +488,6 @@ class BridgeRaw(io.RawIOBase):
         self._check_closed()
         if not self._readable:
             raise io.UnsupportedOperation("File not open for reading")
-
-
-def size_arg(size: object) -> int:
-    """A FileIO size (a Py_ssize_t): None or any negative int means "all"."""
-    if size is None:
-        return -1
-    try:
-        value = operator.index(size)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"argument should be integer or None, not '{type(size).__name__}'"
-        ) from None
-    if not -(1 << 63) <= value < 1 << 63:
-        raise OverflowError("cannot fit 'int' into an index-sized integer")
-    return value
 
 
 def c_integer(value: object, bits: int, c_name: str) -> int:
