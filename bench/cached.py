@@ -65,6 +65,8 @@ from rich.table import Table
 
 import aiofastread
 from aiofastread import _native
+from aiofastread.benchmark.cli import parse_size
+from aiofastread.benchmark.stats import percentile
 
 try:  # the breakdown times the cffi call and ffi.unpack on their own
     from aiofastread import _native_cffi  # type: ignore[attr-defined]
@@ -107,20 +109,6 @@ LOOPS = ("asyncio", "uvloop")
 
 
 # -- small helpers -----------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (fio's): an observed sample, never interpolated."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * pct // 100))
-    return sorted_values[int(rank) - 1]
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower().removesuffix("ib").removesuffix("b")
-    scale = {"k": KIB, "m": MIB}.get(text[-1:], 1)
-    return int(text[:-1] if scale != 1 else text) * scale
 
 
 def human(size: int) -> str:

@@ -47,6 +47,8 @@ from rich.table import Table
 
 import aiofastread
 from aiofastread import _native, _policy
+from aiofastread.benchmark.cli import parse_size
+from aiofastread.benchmark.stats import percentile
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,20 +66,6 @@ ENGINES = ("inline", "aiofastread", "pool", "executor", "hop")
 # Engines whose loop-thread CPU time is measured (inline: CPU == wall).
 POOL_ENGINES = ("pool", "executor", "hop")
 LOOPS = ("asyncio", "uvloop")
-
-
-def percentile(sorted_values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile: an observed sample, never interpolated."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, -(-len(sorted_values) * pct // 100))
-    return sorted_values[int(rank) - 1]
-
-
-def parse_size(text: str) -> int:
-    text = text.strip().lower().removesuffix("ib").removesuffix("b")
-    scale = {"k": KIB, "m": MIB}.get(text[-1:], 1)
-    return int(text[:-1] if scale != 1 else text) * scale
 
 
 def human(size: int) -> str:

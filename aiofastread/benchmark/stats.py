@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from array import array
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,11 +32,15 @@ def new_samples() -> array[int]:
     return array("q")
 
 
-def percentile(sorted_ns: Sequence[int], pct: float) -> int:
+Number = TypeVar("Number", int, float)
+
+
+def percentile(sorted_ns: Sequence[Number], pct: float) -> Number:
     """Nearest-rank percentile of ascending ``sorted_ns`` (0 for no samples).
 
     The nearest rank is the smallest sample such that at least ``pct`` percent
-    of the samples are <= it: always an observed value, never interpolated.
+    of the samples are <= it: always an observed value, never interpolated
+    (also for float samples: bench/cached.py takes it of ratios).
     """
     if not 0.0 <= pct <= 100.0:
         raise ValueError(f"pct must be within [0, 100], got {pct!r}")
@@ -44,7 +48,7 @@ def percentile(sorted_ns: Sequence[int], pct: float) -> int:
     if n == 0:
         return 0
     rank = max(1, math.ceil(pct / 100.0 * n))
-    return int(sorted_ns[rank - 1])
+    return sorted_ns[rank - 1]
 
 
 def share_below(sorted_ns: Sequence[int], threshold_ns: int) -> float:
