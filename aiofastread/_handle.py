@@ -36,6 +36,7 @@ class FileHandle:
         "executor",
         "fd",
         "inode",
+        "native_reads",
         "pool",
         "raw",
         "seq_end",
@@ -65,6 +66,10 @@ class FileHandle:
         self.direct_io = direct_io
         self.pool = pool
         self.executor = executor
+        # Misses may go to the native miss pool: not for a caller's own
+        # executor or pool (they asked for those threads), nor O_DIRECT
+        # (its buffers must be aligned as the device wants).
+        self.native_reads = pool.native_reads and executor is None and not direct_io
         self.closing = False
         self._users = 0
         self._lock = threading.Lock()

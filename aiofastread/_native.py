@@ -22,7 +22,7 @@ import os
 import platform
 import threading
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 ENV_VAR: Final = "AIOFASTREAD_BACKEND"
 BACKENDS: Final = ("native", "python", "pool")
@@ -227,13 +227,23 @@ def available() -> tuple[str, ...]:
 
 BACKEND: str = "pool"
 CAN_READ_INLINE: bool = False
+# Misses read on the native miss pool's C threads (_native_pool): with the
+# native backend, unless configure(native_pool=False).
+HAS_NATIVE_POOL: Final[bool] = _native_cffi is not None and hasattr(_native_cffi.lib, "afr_submit")
+
+
+def native_module() -> Any:
+    """The compiled cffi module (None when not built): for _native_pool."""
+    return _native_cffi
+NATIVE_POOL: bool = False
+_native_pool_wanted = True
 read_nowait: ReadNowait = _refuse
 cachestat: Cachestat | None = None
 
 
 def use(name: str) -> None:
     """Select a backend by name (at import, from the environment or tests)."""
-    global BACKEND, CAN_READ_INLINE, read_nowait, cachestat
+    global BACKEND, CAN_READ_INLINE, NATIVE_POOL, read_nowait, cachestat
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
     if name not in available():
@@ -251,6 +261,14 @@ def use(name: str) -> None:
         read_nowait, cachestat = _refuse, _make_ctypes_cachestat()
     BACKEND = name
     CAN_READ_INLINE = name != "pool"
+    NATIVE_POOL = name == "native" and HAS_NATIVE_POOL and _native_pool_wanted
+
+
+def want_native_pool(wanted: bool) -> None:
+    """Allow (default) or forbid the native miss pool (configure(native_pool=))."""
+    global NATIVE_POOL, _native_pool_wanted
+    _native_pool_wanted = wanted
+    NATIVE_POOL = BACKEND == "native" and HAS_NATIVE_POOL and wanted
 
 
 use(os.environ.get(ENV_VAR) or available()[0])

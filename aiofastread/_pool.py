@@ -23,6 +23,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from aiofastread import _native_pool
+
 T = TypeVar("T")
 
 # Threads for blocking work. Misses on a slow device want queue depth more
@@ -60,9 +62,19 @@ class MissPool:
         self,
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        *,
+        native_reads: bool = False,
     ) -> None:
         _check_positive("max_workers", max_workers)
         _check_positive("max_in_flight", max_in_flight)
+        # Whether plain reads of files using this pool may go to the native
+        # miss pool (_native_pool: process-wide, so only the default pool's
+        # users, and its limits and counters are this pool's).
+        self.native_reads = native_reads and _native_pool.AVAILABLE
+        self._native_base = 0  # native submissions before reset_counters()
+        self._native_in_flight = 0  # of _in_flight: reads in the native pool
+        if self.native_reads:
+            _native_pool.on_slots_freed = self._release_native_slots
         self._max_workers = max_workers
         self._max_in_flight = max_in_flight
         self._lock = threading.Lock()
@@ -72,6 +84,21 @@ class MissPool:
         self._waiters: collections.deque[_Waiter] = collections.deque()
 
     # -- public -------------------------------------------------------------
+
+    def read_natively(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
+        """Start a positional read in the native miss pool, in a slot of this
+        pool's in-flight limit (given back when the loop takes the result);
+        None if it cannot (the caller then uses ``run``, which waits its
+        turn behind earlier work when the limit is reached)."""
+        with self._lock:
+            if self._waiters or self._in_flight >= self._max_in_flight:
+                return None  # first come, first served
+            self._in_flight += 1
+            self._native_in_flight += 1
+        future = _native_pool.submit(fd, size, offset)
+        if future is None:
+            self._release_native_slots(1)
+        return future
 
     async def run(
         self,
@@ -156,17 +183,20 @@ class MissPool:
 
     @property
     def busy(self) -> bool:
-        """Whether any job is submitted and not finished (a racy read, as a hint)."""
-        return self._in_flight > 0
+        """Whether a Python thread has a job (a racy read, as a hint).
+
+        Reads in the native miss pool do not count: they need no GIL."""
+        return self._in_flight > self._native_in_flight
 
     def statistics(self) -> PoolStatistics:
+        native_submitted = _native_pool.counters()[0] if self.native_reads else 0
         with self._lock:
             return PoolStatistics(
                 max_workers=self._max_workers,
                 max_in_flight=self._max_in_flight,
-                in_flight=self._in_flight,
+                in_flight=self._in_flight,  # native reads hold slots here too
                 waiting=len(self._waiters),
-                submissions=self._submissions,
+                submissions=self._submissions + native_submitted - self._native_base,
             )
 
     def configure(
@@ -186,11 +216,15 @@ class MissPool:
                     old.shutdown(wait=False)
             if max_in_flight is not None:
                 self._max_in_flight = max_in_flight
+        if self.native_reads:
+            _native_pool.configure(max_workers, max_in_flight)
         self._wake_waiters()
 
     def reset_counters(self) -> None:
+        native_submitted = _native_pool.counters()[0] if self.native_reads else 0
         with self._lock:
             self._submissions = 0
+            self._native_base = native_submitted
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
@@ -237,8 +271,16 @@ class MissPool:
         self._release_slot()
 
     def _release_slot(self) -> None:
+        self._release_slots(1)
+
+    def _release_native_slots(self, count: int) -> None:
         with self._lock:
-            self._in_flight -= 1
+            self._native_in_flight -= count
+        self._release_slots(count)
+
+    def _release_slots(self, count: int) -> None:
+        with self._lock:
+            self._in_flight -= count
             waiting = bool(self._waiters)
         if waiting:
             self._wake_waiters()
@@ -288,6 +330,8 @@ class MissPool:
         self._lock = threading.Lock()
         self._executor = None
         self._in_flight = 0
+        self._native_in_flight = 0
+        self._native_base = 0
         self._waiters.clear()
 
 
@@ -406,7 +450,7 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
 
 
-_default_pool = MissPool()
+_default_pool = MissPool(native_reads=True)
 
 
 def default_pool() -> MissPool:

@@ -217,13 +217,24 @@ async def read_at(
     if complete:
         return prefix
     done = len(prefix)
-    rest: bytes = await h.run(pread_full, h.fd, size - done, offset + done)  # type: ignore[assignment]
+    rest = await pool_read(h, size - done, offset + done)
     POLICY.record(h.inode, Outcome.POOLED, len(rest))
     end = offset + done + len(rest)
     h.seq_end = end
     if end > h.size_hint:
         h.size_hint = end
     return prefix + rest if prefix else rest
+
+
+async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
+    """A blocking read off the loop: the native miss pool (C threads, no GIL)
+    when it can take it, else a Python pool thread."""
+    if h.native_reads and _native.NATIVE_POOL:
+        future = h.pool.read_natively(h.fd, size, offset)
+        if future is not None:
+            return await future
+    data: bytes = await h.run(pread_full, h.fd, size, offset)  # type: ignore[assignment]
+    return data
 
 
 async def read_to_eof(h: FileHandle, offset: int) -> bytes:

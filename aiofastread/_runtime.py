@@ -77,6 +77,7 @@ def configure(
     max_workers: int | None = None,
     max_in_flight: int | None = None,
     fast_path: bool | None = None,
+    native_pool: bool | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -84,12 +85,18 @@ def configure(
     max_in_flight  pool jobs submitted at once before awaiters wait (1024)
     fast_path      False sends every read to the pool: the thread-pool
                    baseline, for comparison and for debugging
+    native_pool    False reads misses on Python threads instead of the native
+                   miss pool's C threads (which need no GIL); for comparison
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
         if not isinstance(fast_path, bool):
             raise TypeError(f"fast_path must be a bool, not {type(fast_path).__name__}")
         POLICY.enabled = fast_path
+    if native_pool is not None:
+        if not isinstance(native_pool, bool):
+            raise TypeError(f"native_pool must be a bool, not {type(native_pool).__name__}")
+        _native.want_native_pool(native_pool)
 
 
 def use_backend(name: str) -> None:

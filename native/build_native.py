@@ -30,6 +30,20 @@ ffibuilder.cdef(
        handed out: the object lives as long as the process. */
     void *afr_read_nowait_function(void);
 
+    /* The native miss pool (see the C source): C threads, one eventfd
+       per event loop ("port"), no GIL on the worker side. */
+    struct afr_done { unsigned long long token; long result; char *buf; };
+    struct afr_port;
+    struct afr_port *afr_port_new(void);
+    int afr_port_fd(struct afr_port *port);
+    void afr_port_release(struct afr_port *port);
+    int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
+                   unsigned long long token);
+    int afr_port_reap(struct afr_port *port, struct afr_done *out, int max);
+    void afr_free(char *buf);
+    void afr_pool_configure(int max_threads, long max_in_flight);
+    void afr_pool_stats(unsigned long long *submitted, long *in_flight, int *threads);
+
     static const int AFR_HAS_PREADV2;
     static const int AFR_HAS_CAPI_READ;
     static const int AFR_HAS_CACHESTAT;
@@ -42,6 +56,7 @@ ffibuilder.set_source(
     (HERE / "aiofastread_native.c").read_text(),
     # A missing compiler must not fail `pip install`: setuptools turns a
     # failed optional extension into a warning.
+    libraries=["pthread"],
     optional=True,
 )
 

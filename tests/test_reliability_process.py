@@ -302,7 +302,10 @@ EXIT_SCRIPT = textwrap.dedent(
     fifo, path, loop_kind = sys.argv[1:4]
 
     async def main():
-        aiofastread.configure(max_workers=2, fast_path=False)
+        # Python threads only: the native miss pool's C threads would serve
+        # the reads below at once (they cannot be made to block on a FIFO;
+        # as detached C threads they never hold up exit either).
+        aiofastread.configure(max_workers=2, fast_path=False, native_pool=False)
         f = await aiofastread.open(path, "rb")
         t = await aiofastread.open(path, "r")
         loop = asyncio.get_running_loop()

@@ -97,7 +97,7 @@ def _engine_list(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown engine(s) {', '.join(unknown) or '(none)'}; "
-            f"choose from {','.join(engines.ENGINE_NAMES)}"
+            f"choose from {','.join(engines.ENGINES)}"
         )
     return list(dict.fromkeys(names))
 
@@ -123,8 +123,8 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         "--engines",
         type=_engine_list,
         default=None,
-        help=f"comma-separated, from {','.join(engines.ENGINE_NAMES)} "
-        "(default: all; aiofiles only when installed)",
+        help=f"comma-separated, from {','.join(engines.ENGINES)} "
+        f"(default: {','.join(engines.ENGINE_NAMES)}; aiofiles only when installed)",
     )
     g.add_argument(
         "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="event loop implementation"

@@ -7,6 +7,9 @@ measured:
 ``aiofastread``  ``await f.seek(off); await f.read(n)``: inline when cached.
 ``nofast``       the same calls with ``configure(fast_path=False)``: every
                  read goes to the same pool, the pure thread-pool baseline.
+``pythreads``    aiofastread with ``configure(native_pool=False)``: misses
+                 on Python threads instead of the native miss pool's C
+                 threads (not run unless named in ``--engines``; for A/B).
 ``executor``     ``await loop.run_in_executor(pool, os.pread, fd, n, off)``,
                  a ThreadPoolExecutor with as many threads as our pool.
 ``aiofiles``     ``await f.seek(off); await f.read(n)``: aiofiles has no
@@ -43,6 +46,7 @@ LABELS: dict[str, str] = {
     "nofast": "aiofastread, fast path off",
     "executor": "run_in_executor",
     "aiofiles": "aiofiles",
+    "pythreads": "aiofastread, Python miss threads",
 }
 
 
@@ -143,12 +147,15 @@ class _AiofastreadReader(Reader):
 class AiofastreadEngine(Engine):
     name = "aiofastread"
     fast_path = True
+    native_pool = True
 
     def start(self) -> None:
-        aiofastread.configure(max_workers=self.workers, fast_path=self.fast_path)
+        aiofastread.configure(
+            max_workers=self.workers, fast_path=self.fast_path, native_pool=self.native_pool
+        )
 
     def stop(self) -> None:
-        aiofastread.configure(fast_path=True)
+        aiofastread.configure(fast_path=True, native_pool=True)
 
     async def open(self, path: str) -> Reader:
         f = await aiofastread.open(path, "rb")
@@ -172,6 +179,11 @@ class AiofastreadEngine(Engine):
 class NoFastPathEngine(AiofastreadEngine):
     name = "nofast"
     fast_path = False
+
+
+class PythonThreadsEngine(AiofastreadEngine):
+    name = "pythreads"
+    native_pool = False
 
 
 # -- run_in_executor ------------------------------------------------------------------
@@ -280,7 +292,14 @@ class AiofilesEngine(ExecutorEngine):
 
 
 ENGINES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in (AiofastreadEngine, NoFastPathEngine, ExecutorEngine, AiofilesEngine)
+    cls.name: cls
+    for cls in (
+        AiofastreadEngine,
+        NoFastPathEngine,
+        ExecutorEngine,
+        AiofilesEngine,
+        PythonThreadsEngine,
+    )
 }
 
 
@@ -288,7 +307,5 @@ def make_engine(name: str, workers: int) -> Engine:
     try:
         cls = ENGINES[name]
     except KeyError:
-        raise ValueError(
-            f"unknown engine {name!r}; choose from {', '.join(ENGINE_NAMES)}"
-        ) from None
+        raise ValueError(f"unknown engine {name!r}; choose from {', '.join(ENGINES)}") from None
     return cls(workers)

@@ -1,0 +1,301 @@
+"""The native miss pool: misses read on C threads, finished through a per-loop eventfd.
+
+Runs on every backend: only "native" may use the C threads; the others must
+leave them alone. Reads that must stay blocked while a test looks at them
+are reads of a FUSE file whose server process is stopped (SIGSTOP), so
+nothing here waits on a timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import random
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import aiofastread
+from aiofastread import _native, _native_pool, _pool, _read
+from tests.conftest import evict, make_file, open_fd_count
+from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
+
+pytestmark = pytest.mark.skipif(not _native_pool.AVAILABLE, reason="no compiled native module")
+
+SIZE = 3 << 20
+
+
+def native_submitted() -> int:
+    return _native_pool.counters()[0]
+
+
+def native_in_flight() -> int:
+    return _native_pool.counters()[1]
+
+
+def python_submissions() -> int:
+    return _pool.default_pool()._submissions
+
+
+def eventfds() -> int:
+    """Our ports' descriptors: eventfds open in this process."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventfd]":
+                count += 1
+    return count
+
+
+async def until(condition: Callable[[], bool], what: str, turns: int = 200_000) -> None:
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+@contextlib.contextmanager
+def stopped(mountpoint: Path) -> Iterator[None]:
+    """The FUSE server serving ``mountpoint`` stopped: its reads block."""
+    pid = _fuse_server_pid(mountpoint)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _fuse_server_pid(mountpoint: Path) -> int:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"tests.fuse_faulty" in argv and os.fsencode(str(mountpoint)) in argv:
+            return int(entry)
+    raise AssertionError(f"no FUSE server process for {mountpoint}")
+
+
+async def test_misses_go_to_c_threads_only_on_the_native_backend(
+    data_dir: Path, backend: str
+) -> None:
+    path = data_dir / "cold"
+    data = make_file(path, SIZE)
+    evict(path)
+    rng = random.Random(7)
+    # Random ranges, some crossing EOF, some at or past it.
+    ranges = [
+        (rng.randrange(SIZE + 4096), rng.choice([1, 4096, 16384, 100_000])) for _ in range(60)
+    ]
+    async with aiofastread.open(path, "rb") as f:
+        native_before, python_before = native_submitted(), python_submissions()
+        pooled_before = aiofastread.statistics().pool_reads
+        got = await asyncio.gather(*(_read.read_at(f._h, o, n) for o, n in ranges))
+        pooled = aiofastread.statistics().pool_reads - pooled_before
+        native, python = native_submitted() - native_before, python_submissions() - python_before
+    assert got == [data[o : o + n] for o, n in ranges]
+    assert pooled > 0, "the file was evicted: some reads must miss"
+    if backend == "native":
+        assert (native, python) == (pooled, 0)
+    else:
+        assert (native, python) == (0, pooled)
+
+
+async def test_configure_native_pool_false_uses_python_threads(
+    data_dir: Path, backend: str
+) -> None:
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    path = data_dir / "cold"
+    data = make_file(path, SIZE)
+    evict(path)
+    aiofastread.configure(native_pool=False)
+    try:
+        async with aiofastread.open(path, "rb") as f:
+            native_before = native_submitted()
+            assert await f.read() == data
+            assert native_submitted() == native_before
+    finally:
+        aiofastread.configure(native_pool=True)
+    with pytest.raises(TypeError, match="native_pool must be a bool"):
+        aiofastread.configure(native_pool=1)  # type: ignore[arg-type]
+
+
+async def test_a_loop_holds_its_eventfd_only_while_reads_are_in_flight(
+    data_dir: Path, backend: str
+) -> None:
+    path = data_dir / "cold"
+    data = make_file(path, SIZE)
+    evict(path)
+    fds_before, eventfds_before = open_fd_count(), eventfds()
+    async with aiofastread.open(path, "rb") as f:
+        reads = [asyncio.ensure_future(_read.read_at(f._h, i * 65536, 65536)) for i in range(20)]
+        await asyncio.sleep(0)  # the reads have started
+        in_flight_ports = eventfds() - eventfds_before
+        assert await asyncio.gather(*reads) == [
+            data[i * 65536 : (i + 1) * 65536] for i in range(20)
+        ]
+    assert in_flight_ports == (1 if backend == "native" else 0)
+    assert _native_pool._port_of(asyncio.get_running_loop()) is None
+    assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
+
+
+async def test_a_cancelled_read_frees_its_job_and_port(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    backend: str,
+) -> None:
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    path = fuse_root / "direct-cancel"
+    make_file(path, 1 << 20)
+    fds_before = open_fd_count()
+    async with aiofastread.open(path, "rb") as f:
+        base = native_submitted()
+        with stopped(fuse_root):
+            task = asyncio.ensure_future(f.read(4096))
+            await until(lambda: native_submitted() == base + 1, "the read reached a C thread")
+            assert native_in_flight() == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert native_in_flight() == 1  # still blocked in the server
+        await until(lambda: native_in_flight() == 0, "the C thread finished")
+        await until(lambda: _native_pool._port_of(asyncio.get_running_loop()) is None, "closed")
+        # The position did not move: the cancelled read took nothing.
+        assert await f.tell() == 0
+    assert open_fd_count() == fds_before
+
+
+def test_a_loop_closed_with_a_read_in_flight_leaks_nothing(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    backend: str,
+) -> None:
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    path = fuse_root / "direct-closed-loop"
+    make_file(path, 1 << 20)
+    fds_before, eventfds_before = open_fd_count(), eventfds()
+    loop = asyncio.new_event_loop()
+    try:
+        f = loop.run_until_complete(aiofastread.open(path, "rb"))
+        base = native_submitted()
+        with stopped(fuse_root):
+            task = loop.create_task(f.read(4096))
+            for _ in range(200_000):
+                if native_submitted() == base + 1:
+                    break
+                loop.run_until_complete(asyncio.sleep(0))
+            assert native_in_flight() == 1
+            assert eventfds() == eventfds_before + 1  # the loop's port
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(task)
+            loop.close()  # the read is still blocked in the server
+    finally:
+        loop.close()
+    # The read finishes after its loop is gone; the C side frees its buffer
+    # and, once Python has let go of the port, the eventfd.
+    del loop, task
+    gc.collect()
+    asyncio.run(until(lambda: native_in_flight() == 0, "the C thread finished"))
+    asyncio.run(f.close())
+    assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
+
+
+async def test_one_in_flight_limit_covers_both_pools(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    data_dir: Path,
+    backend: str,
+) -> None:
+    """A read on a C thread holds a slot of max_in_flight until its loop
+    takes the result; a miss over the limit waits its turn (FIFO, in the
+    Python pool), is handed the slot when that result is taken, and runs on
+    a Python thread."""
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    blocked_path = fuse_root / "direct-limit"
+    make_file(blocked_path, 1 << 20)
+    cold = data_dir / "cold"
+    data = make_file(cold, 1 << 20)
+    evict(cold)
+    aiofastread.configure(max_in_flight=1)
+    try:
+        async with (
+            aiofastread.open(blocked_path, "rb") as blocked,
+            aiofastread.open(cold, "rb") as f,
+        ):
+            base, python_base = native_submitted(), python_submissions()
+            with stopped(fuse_root):
+                stuck = asyncio.ensure_future(blocked.read(4096))
+                await until(lambda: native_in_flight() == 1, "the first read on a C thread")
+                second = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
+                await until(lambda: aiofastread.statistics().pool_waiting == 1, "second waits")
+                assert aiofastread.statistics().misses_in_flight == 1
+                assert not second.done()
+            assert len(await stuck) == 4096
+            assert await second == data[8192 : 8192 + 16384]
+            assert (native_submitted() - base, python_submissions() - python_base) == (1, 1)
+    finally:
+        aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
+
+
+@pytest.mark.filterwarnings("ignore:.*fork\\(\\) may lead to deadlocks:DeprecationWarning")
+def test_a_forked_child_gets_a_fresh_native_pool(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    data_dir: Path,
+    backend: str,
+) -> None:
+    """Fork while a C thread is blocked in a read: the child starts with an
+    empty pool (none of the parent's threads or jobs) that serves misses."""
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    blocked_path = fuse_root / "direct-fork"
+    make_file(blocked_path, 1 << 20)
+    cold = data_dir / "cold"
+    data = make_file(cold, 1 << 20)
+
+    async def child_reads() -> bool:
+        before = native_submitted()
+        async with aiofastread.open(cold, "rb") as f:
+            ok = await f.read(65536) == data[:65536]
+        return ok and native_submitted() > before and native_in_flight() == 0
+
+    loop = asyncio.new_event_loop()
+    try:
+        f = loop.run_until_complete(aiofastread.open(blocked_path, "rb"))
+        with stopped(fuse_root):
+            task = loop.create_task(f.read(4096))
+            for _ in range(200_000):
+                if native_in_flight() == 1:
+                    break
+                loop.run_until_complete(asyncio.sleep(0))
+            assert native_in_flight() == 1
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child
+                code = 2
+                try:
+                    fresh = native_in_flight() == 0
+                    evict(cold)
+                    code = 0 if fresh and asyncio.run(child_reads()) else 1
+                finally:
+                    os._exit(code)
+        # The child's exit closes its copies of the FUSE descriptors: the
+        # server must be running for that (and the child's pool is its own).
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert len(loop.run_until_complete(task)) == 4096  # the parent's read
+        loop.run_until_complete(f.close())
+    finally:
+        loop.close()
+
+
+def test_the_native_flag_follows_the_backend(backend: str) -> None:
+    assert (backend == "native") == _native.NATIVE_POOL
