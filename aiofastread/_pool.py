@@ -85,15 +85,16 @@ class MissPool:
 
     # -- public -------------------------------------------------------------
 
-    def read_natively(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
-        """Start a positional read in the native miss pool, in a slot of this
-        pool's in-flight limit (given back when the loop takes the result);
-        None if it cannot (the caller then uses ``run``, which waits its
-        turn behind earlier work when the limit is reached)."""
+    async def start_native_read(
+        self, fd: int, size: int, offset: int
+    ) -> asyncio.Future[bytes] | None:
+        """Start a positional read in the native miss pool once a slot of
+        this pool's in-flight limit is ours (waiting in FIFO order, as
+        ``run`` does); the slot is given back when the loop takes the
+        result. None if the native pool refused (the caller uses ``run``).
+        The fd must stay open until this returns: the read works on a dup."""
+        await self._acquire_slot()
         with self._lock:
-            if self._waiters or self._in_flight >= self._max_in_flight:
-                return None  # first come, first served
-            self._in_flight += 1
             self._native_in_flight += 1
         future = _native_pool.submit(fd, size, offset)
         if future is None:
@@ -115,6 +116,8 @@ class MissPool:
         also if the awaiter was cancelled: fd lifetime hangs on it.
         """
         await self._acquire_slot(on_done)  # runs on_done itself if it raises
+        with self._lock:
+            self._submissions += 1
         try:
             future = (executor or self._get_executor()).submit(fn, *args)
         except BaseException:
@@ -241,7 +244,6 @@ class MissPool:
             with self._lock:
                 if self._in_flight < self._max_in_flight and not self._waiters:
                     self._in_flight += 1
-                    self._submissions += 1
                     return
                 loop = asyncio.get_running_loop()
                 entry = _Waiter(loop, loop.create_future(), on_done)
@@ -293,7 +295,6 @@ class MissPool:
                     return
                 entry = self._waiters.popleft()
                 self._in_flight += 1
-                self._submissions += 1
             try:
                 entry.loop.call_soon_threadsafe(self._grant, entry.future)
             except RuntimeError:

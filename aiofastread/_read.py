@@ -230,7 +230,13 @@ async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
     if h.native_reads and _native.NATIVE_POOL:
-        future = h.pool.read_natively(h.fd, size, offset)
+        # Registered while it may wait for a slot: a close meanwhile must
+        # not free the fd number before the C side has its dup.
+        h.begin()
+        try:
+            future = await h.pool.start_native_read(h.fd, size, offset)
+        finally:
+            h.end()
         if future is not None:
             return await future
     data: bytes = await h.run(pread_full, h.fd, size, offset)  # type: ignore[assignment]

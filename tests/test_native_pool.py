@@ -216,9 +216,9 @@ async def test_one_in_flight_limit_covers_both_pools(
     backend: str,
 ) -> None:
     """A read on a C thread holds a slot of max_in_flight until its loop
-    takes the result; a miss over the limit waits its turn (FIFO, in the
-    Python pool), is handed the slot when that result is taken, and runs on
-    a Python thread."""
+    takes the result; a miss over the limit waits its turn (FIFO, with the
+    Python pool's work), is handed the slot when that result is taken, and
+    then runs on a C thread too."""
     if backend != "native":
         pytest.skip("the native pool is only used by the native backend")
     blocked_path = fuse_root / "direct-limit"
@@ -242,7 +242,41 @@ async def test_one_in_flight_limit_covers_both_pools(
                 assert not second.done()
             assert len(await stuck) == 4096
             assert await second == data[8192 : 8192 + 16384]
-            assert (native_submitted() - base, python_submissions() - python_base) == (1, 1)
+            assert (native_submitted() - base, python_submissions() - python_base) == (2, 0)
+    finally:
+        aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
+
+
+async def test_a_close_waits_for_a_read_still_waiting_for_its_slot(
+    fuse_root: Path,  # noqa: F811 - the fixture imported above
+    data_dir: Path,
+    backend: str,
+) -> None:
+    """A native read works on a dup taken when it gets its slot: a close
+    issued while it still waits must not free the fd number before then
+    (else the dup could be of a file opened meanwhile)."""
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    blocked_path = fuse_root / "direct-close-wait"
+    make_file(blocked_path, 1 << 20)
+    cold = data_dir / "cold"
+    data = make_file(cold, 1 << 20)
+    evict(cold)
+    aiofastread.configure(max_in_flight=1)
+    try:
+        async with aiofastread.open(blocked_path, "rb") as blocked:
+            f = await aiofastread.open(cold, "rb")
+            with stopped(fuse_root):
+                stuck = asyncio.ensure_future(blocked.read(4096))
+                await until(lambda: native_in_flight() == 1, "the first read on a C thread")
+                waiting = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
+                await until(lambda: aiofastread.statistics().pool_waiting == 1, "read waits")
+                closing = asyncio.ensure_future(f.close())
+                await until(lambda: f._h.closing, "close started")
+                assert os.fstat(f._h.fd).st_ino == cold.stat().st_ino  # not closed yet
+            assert len(await stuck) == 4096
+            assert await waiting == data[8192 : 8192 + 16384]
+            await closing
     finally:
         aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
 
