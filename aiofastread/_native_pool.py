@@ -72,6 +72,7 @@ class _Port:
             loop.add_reader(self.fd, self.reap)
         except BaseException:
             _lib.afr_port_release(c_port)
+            self.c_port = _ffi.NULL  # not again in __del__
             raise
 
     def submit(
@@ -117,7 +118,7 @@ class _Port:
         # Its loop was closed (or dropped) with reads in flight: the C side
         # frees what they leave as they finish, and nobody will take their
         # results, so their slots are free now.
-        if _lib is not None and self.c_port != _ffi.NULL:
+        if _lib is not None and _ffi is not None and self.c_port != _ffi.NULL:
             _lib.afr_port_release(self.c_port)
             self.c_port = _ffi.NULL
             if self.futures and on_slots_freed is not None:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiofastread
+from aiofastread import _native_pool
 
 try:
     import uvloop
@@ -508,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                 "worst_loop_stall_ms": round(totals.worst_stall_ms, 2),
                 "inline_hits": stats.inline_hits,
                 "pool_reads": stats.pool_reads,
+                # of which read by the native miss pool's C threads
+                "native_pool_reads": _native_pool.counters()[0],
                 "unsupported_files": stats.unsupported,
                 "tracked_files": stats.tracked_files,
                 "first_errors": totals.first_errors,

@@ -333,3 +333,35 @@ def test_a_forked_child_gets_a_fresh_native_pool(
 
 def test_the_native_flag_follows_the_backend(backend: str) -> None:
     assert (backend == "native") == _native.NATIVE_POOL
+
+
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop without add_reader, as Windows' proactor loop is."""
+
+    def add_reader(self, *args: object, **kwargs: object) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+
+def test_a_loop_without_add_reader_uses_python_threads(data_dir: Path, backend: str) -> None:
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+    path = data_dir / "cold"
+    data = make_file(path, SIZE)
+    evict(path)
+    fds_before, eventfds_before = open_fd_count(), eventfds()
+
+    async def read_all() -> tuple[bytes, int, int]:
+        native_before, python_before = native_submitted(), python_submissions()
+        async with aiofastread.open(path, "rb") as f:
+            got = await f.read(65536)
+        return got, native_submitted() - native_before, python_submissions() - python_before
+
+    loop = _NoReaderLoop()
+    try:
+        got, native, python = loop.run_until_complete(read_all())
+    finally:
+        loop.close()
+    assert got == data[:65536]
+    assert native == 0
+    assert python >= 3  # open, the miss, close
+    assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
