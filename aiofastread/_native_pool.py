@@ -36,8 +36,9 @@ from aiofastread import _native
 # Bigger misses stay in the Python pool. This pool's result is copied once
 # more (C buffer -> bytes) and that copy runs on the loop thread: a 1 MiB
 # inline hit, mostly such a copy, holds the loop 139-145 us on this VM
-# (docs/performance.md, "Inline cap"); 8 MiB would be a millisecond stall. Reads that big also amortise the few GIL
-# handoffs a Python thread costs per read. 1 MiB covers read()'s one-shot
+# (docs/performance.md, "Inline cap"); 8 MiB would be a millisecond stall.
+# Reads that big also amortise the few GIL handoffs a Python thread costs
+# per read. 1 MiB covers read()'s one-shot
 # read of a whole file below the inline cap (its size + 1).
 MAX_READ = 1 << 20
 
