@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from aiofastread import _native
+from aiofastread import _native, _native_pool
 from aiofastread._cli import main as cli_main
 from aiofastread.benchmark import cli, dataset, fsprobe, noise, report, slowdev, stats, workload
 from aiofastread.benchmark import engines as engines_mod
@@ -568,10 +568,14 @@ def test_end_to_end_short_run(nowait_dir: Path) -> None:
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("engine_name", ["aiofastread", "executor"])
-async def test_all_cold_run_keeps_files_cold(nowait_dir: Path, engine_name: str) -> None:
+@pytest.mark.parametrize("engine_name", ["aiofastread", "executor", "pythreads"])
+async def test_all_cold_run_keeps_files_cold(
+    nowait_dir: Path, engine_name: str, backend: str
+) -> None:
     """The all-cold variant in-process: every read counted, keep-cold passes
-    made, and nothing stays cached (residency by cachestat, not timing)."""
+    made, and nothing stays cached (residency by cachestat, not timing).
+    Misses reach the native miss pool's C threads only from the aiofastread
+    engine on the native backend ("pythreads" is that engine without them)."""
     spec = dataset.DataSetSpec(1 << 20, 2 << 20, 1 << 20)
     ds = dataset.build(nowait_dir, spec)
     specs = [
@@ -579,6 +583,7 @@ async def test_all_cold_run_keeps_files_cold(nowait_dir: Path, engine_name: str)
         for n in workload.WORKLOADS
     ]
     engine = engines_mod.make_engine(engine_name, 2)
+    native_before = _native_pool.counters()[0]
     engine.start()
     try:
         run = await workload.run_mix(
@@ -587,6 +592,9 @@ async def test_all_cold_run_keeps_files_cold(nowait_dir: Path, engine_name: str)
         )  # fmt: skip
     finally:
         engine.stop()
+    native_reads = _native_pool.counters()[0] - native_before
+    assert (native_reads > 0) == (engine_name == "aiofastread" and backend == "native")
+    assert (backend == "native") == _native.NATIVE_POOL  # stop() turned it back on
     assert run.evictions > 0
     assert all(w.reads > 0 for w in run.workloads.values())
     assert sum(w.reads for w in run.workloads.values()) == len(
