@@ -225,16 +225,18 @@ def available() -> tuple[str, ...]:
     return tuple(names)
 
 
-BACKEND: str = "pool"
-CAN_READ_INLINE: bool = False
-# Misses read on the native miss pool's C threads (_native_pool): with the
-# native backend, unless configure(native_pool=False).
 HAS_NATIVE_POOL: Final[bool] = _native_cffi is not None and hasattr(_native_cffi.lib, "afr_submit")
 
 
 def native_module() -> Any:
     """The compiled cffi module (None when not built): for _native_pool."""
     return _native_cffi
+
+
+BACKEND: str = "pool"
+CAN_READ_INLINE: bool = False
+# Misses read on the native miss pool's C threads (_native_pool): with the
+# native backend, unless configure(native_pool=False).
 NATIVE_POOL: bool = False
 _native_pool_wanted = True
 read_nowait: ReadNowait = _refuse

@@ -332,7 +332,6 @@ class MissPool:
         self._executor = None
         self._in_flight = 0
         self._native_in_flight = 0
-        self._native_base = 0
         self._waiters.clear()
 
 
