@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from aiofastread import _native
+from aiofastread import _native, _native_pool
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
 from aiofastread._runtime import POLICY
@@ -229,7 +229,7 @@ async def read_at(
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
-    if h.native_reads and _native.NATIVE_POOL:
+    if h.native_reads and _native.NATIVE_POOL and size <= _native_pool.MAX_READ:
         # Registered while it may wait for a slot: a close meanwhile must
         # not free the fd number before the C side has its dup.
         h.begin()
