@@ -50,8 +50,6 @@ _lib: Any = None
 if _native.HAS_NATIVE_POOL:
     _ffi, _lib = _native.native_module().ffi, _native.native_module().lib
 
-AVAILABLE = _lib is not None
-
 
 class _Port:
     """One loop's completion queue: an eventfd, and the futures it owes."""
@@ -211,5 +209,5 @@ def _forget_after_fork() -> None:
     _ports.clear()
 
 
-if AVAILABLE and hasattr(os, "register_at_fork"):
+if _native.HAS_NATIVE_POOL and hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)

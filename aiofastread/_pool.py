@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from aiofastread import _native_pool
+from aiofastread import _native, _native_pool
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ class MissPool:
         # Whether plain reads of files using this pool may go to the native
         # miss pool (_native_pool: process-wide, so only the default pool's
         # users, and its limits and counters are this pool's).
-        self.native_reads = native_reads and _native_pool.AVAILABLE
+        self.native_reads = native_reads and _native.HAS_NATIVE_POOL
         self._native_base = 0  # native submissions before reset_counters()
         self._native_in_flight = 0  # of _in_flight: reads in the native pool
         if self.native_reads:

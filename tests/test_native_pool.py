@@ -24,7 +24,7 @@ from aiofastread import _native, _native_pool, _pool, _read
 from tests.conftest import evict, make_file, open_fd_count
 from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
 
-pytestmark = pytest.mark.skipif(not _native_pool.AVAILABLE, reason="no compiled native module")
+pytestmark = pytest.mark.skipif(not _native.HAS_NATIVE_POOL, reason="no compiled native module")
 
 SIZE = 3 << 20
 
