@@ -242,6 +242,15 @@ def open_fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+async def until(condition: Callable[[], bool], what: str, turns: int = 200_000) -> None:
+    """Poll ``condition`` for a bounded number of loop turns."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
 @pytest.fixture
 def fd_leak_check() -> Iterator[None]:
     """Fails the test if it leaves more descriptors open than it found."""

@@ -21,7 +21,7 @@ import pytest
 
 import aiofastread
 from aiofastread import _native, _native_pool, _pool, _read
-from tests.conftest import evict, make_file, open_fd_count
+from tests.conftest import evict, make_file, open_fd_count, until
 from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.skipif(not _native.HAS_NATIVE_POOL, reason="no compiled native module")
@@ -51,14 +51,6 @@ def eventfds() -> int:
     return count
 
 
-async def until(condition: Callable[[], bool], what: str, turns: int = 200_000) -> None:
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"timed out waiting for: {what}")
-
-
 @contextlib.contextmanager
 def stopped(mountpoint: Path) -> Iterator[None]:
     """The FUSE server serving ``mountpoint`` stopped: its reads block."""
@@ -82,6 +74,50 @@ def _fuse_server_pid(mountpoint: Path) -> int:
         if b"tests.fuse_faulty" in argv and os.fsencode(str(mountpoint)) in argv:
             return int(entry)
     raise AssertionError(f"no FUSE server process for {mountpoint}")
+
+
+@pytest.fixture
+def native_only(backend: str) -> None:
+    if backend != "native":
+        pytest.skip("the native pool is only used by the native backend")
+
+
+@pytest.fixture
+def cold(data_dir: Path) -> tuple[Path, bytes]:
+    """A 1 MiB file on ext4, evicted: its reads miss."""
+    path = data_dir / "cold"
+    data = make_file(path, 1 << 20)
+    evict(path)
+    return path, data
+
+
+@pytest.fixture
+def one_slot() -> Iterator[None]:
+    aiofastread.configure(max_in_flight=1)
+    try:
+        yield
+    finally:
+        aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
+
+
+def fuse_file(mountpoint: Path, name: str) -> Path:
+    """A direct-I/O FUSE file: every read reaches the server (stoppable)."""
+    path = mountpoint / f"direct-{name}"
+    make_file(path, 1 << 20)
+    return path
+
+
+async def hold_the_only_slot(blocked: aiofastread.AsyncBufferedReader) -> asyncio.Future[bytes]:
+    """Start a read of ``blocked`` (its server stopped) and wait until it is
+    on a C thread, holding the one slot of ``one_slot``."""
+    stuck = asyncio.ensure_future(blocked.read(4096))
+    await until(lambda: native_in_flight() == 1, "the first read on a C thread")
+    return stuck
+
+
+def turn_until(loop: asyncio.AbstractEventLoop, condition: Callable[[], bool], what: str) -> None:
+    """``until`` for a loop driven by hand (tests that close or fork it)."""
+    loop.run_until_complete(until(condition, what))
 
 
 async def test_misses_go_to_c_threads_only_on_the_native_backend(
@@ -110,19 +146,16 @@ async def test_misses_go_to_c_threads_only_on_the_native_backend(
 
 
 async def test_configure_native_pool_false_uses_python_threads(
-    data_dir: Path, backend: str
+    cold: tuple[Path, bytes], native_only: None
 ) -> None:
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    path = data_dir / "cold"
-    data = make_file(path, SIZE)
-    evict(path)
+    path, data = cold
     aiofastread.configure(native_pool=False)
     try:
         async with aiofastread.open(path, "rb") as f:
-            native_before = native_submitted()
-            assert await f.read() == data
+            native_before, python_before = native_submitted(), python_submissions()
+            assert await f.read(65536) == data[:65536]  # a miss the C threads would take
             assert native_submitted() == native_before
+            assert python_submissions() == python_before + 1
     finally:
         aiofastread.configure(native_pool=True)
     with pytest.raises(TypeError, match="native_pool must be a bool"):
@@ -150,12 +183,9 @@ async def test_a_loop_holds_its_eventfd_only_while_reads_are_in_flight(
 
 async def test_a_cancelled_read_frees_its_job_and_port(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
-    backend: str,
+    native_only: None,
 ) -> None:
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    path = fuse_root / "direct-cancel"
-    make_file(path, 1 << 20)
+    path = fuse_file(fuse_root, "cancel")
     fds_before = open_fd_count()
     async with aiofastread.open(path, "rb") as f:
         base = native_submitted()
@@ -176,12 +206,9 @@ async def test_a_cancelled_read_frees_its_job_and_port(
 
 def test_a_loop_closed_with_a_read_in_flight_leaks_nothing(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
-    backend: str,
+    native_only: None,
 ) -> None:
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    path = fuse_root / "direct-closed-loop"
-    make_file(path, 1 << 20)
+    path = fuse_file(fuse_root, "closed-loop")
     fds_before, eventfds_before = open_fd_count(), eventfds()
     loop = asyncio.new_event_loop()
     try:
@@ -189,10 +216,7 @@ def test_a_loop_closed_with_a_read_in_flight_leaks_nothing(
         base = native_submitted()
         with stopped(fuse_root):
             task = loop.create_task(f.read(4096))
-            for _ in range(200_000):
-                if native_submitted() == base + 1:
-                    break
-                loop.run_until_complete(asyncio.sleep(0))
+            turn_until(loop, lambda: native_submitted() == base + 1, "the read on a C thread")
             assert native_in_flight() == 1
             assert eventfds() == eventfds_before + 1  # the loop's port
             task.cancel()
@@ -212,93 +236,69 @@ def test_a_loop_closed_with_a_read_in_flight_leaks_nothing(
 
 async def test_one_in_flight_limit_covers_both_pools(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
-    data_dir: Path,
-    backend: str,
+    cold: tuple[Path, bytes],
+    one_slot: None,
+    native_only: None,
 ) -> None:
     """A read on a C thread holds a slot of max_in_flight until its loop
     takes the result; a miss over the limit waits its turn (FIFO, with the
     Python pool's work), is handed the slot when that result is taken, and
     then runs on a C thread too."""
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    blocked_path = fuse_root / "direct-limit"
-    make_file(blocked_path, 1 << 20)
-    cold = data_dir / "cold"
-    data = make_file(cold, 1 << 20)
-    evict(cold)
-    aiofastread.configure(max_in_flight=1)
-    try:
-        async with (
-            aiofastread.open(blocked_path, "rb") as blocked,
-            aiofastread.open(cold, "rb") as f,
-        ):
-            base, python_base = native_submitted(), python_submissions()
-            with stopped(fuse_root):
-                stuck = asyncio.ensure_future(blocked.read(4096))
-                await until(lambda: native_in_flight() == 1, "the first read on a C thread")
-                second = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
-                await until(lambda: aiofastread.statistics().pool_waiting == 1, "second waits")
-                assert aiofastread.statistics().misses_in_flight == 1
-                assert not second.done()
-            assert len(await stuck) == 4096
-            assert await second == data[8192 : 8192 + 16384]
-            assert (native_submitted() - base, python_submissions() - python_base) == (2, 0)
-    finally:
-        aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
+    cold_path, data = cold
+    async with (
+        aiofastread.open(fuse_file(fuse_root, "limit"), "rb") as blocked,
+        aiofastread.open(cold_path, "rb") as f,
+    ):
+        base, python_base = native_submitted(), python_submissions()
+        with stopped(fuse_root):
+            stuck = await hold_the_only_slot(blocked)
+            second = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
+            await until(lambda: aiofastread.statistics().pool_waiting == 1, "second waits")
+            assert aiofastread.statistics().misses_in_flight == 1
+            assert not second.done()
+        assert len(await stuck) == 4096
+        assert await second == data[8192 : 8192 + 16384]
+        assert (native_submitted() - base, python_submissions() - python_base) == (2, 0)
 
 
 async def test_a_close_waits_for_a_read_still_waiting_for_its_slot(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
-    data_dir: Path,
-    backend: str,
+    cold: tuple[Path, bytes],
+    one_slot: None,
+    native_only: None,
 ) -> None:
     """A native read works on a dup taken when it gets its slot: a close
     issued while it still waits must not free the fd number before then
     (else the dup could be of a file opened meanwhile)."""
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    blocked_path = fuse_root / "direct-close-wait"
-    make_file(blocked_path, 1 << 20)
-    cold = data_dir / "cold"
-    data = make_file(cold, 1 << 20)
-    evict(cold)
-    aiofastread.configure(max_in_flight=1)
-    try:
-        async with aiofastread.open(blocked_path, "rb") as blocked:
-            f = await aiofastread.open(cold, "rb")
-            with stopped(fuse_root):
-                stuck = asyncio.ensure_future(blocked.read(4096))
-                await until(lambda: native_in_flight() == 1, "the first read on a C thread")
-                waiting = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
-                await until(lambda: aiofastread.statistics().pool_waiting == 1, "read waits")
-                closing = asyncio.ensure_future(f.close())
-                await until(lambda: f._h.closing, "close started")
-                assert os.fstat(f._h.fd).st_ino == cold.stat().st_ino  # not closed yet
-            assert len(await stuck) == 4096
-            assert await waiting == data[8192 : 8192 + 16384]
-            await closing
-    finally:
-        aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
+    cold_path, data = cold
+    async with aiofastread.open(fuse_file(fuse_root, "close-wait"), "rb") as blocked:
+        f = await aiofastread.open(cold_path, "rb")
+        with stopped(fuse_root):
+            stuck = await hold_the_only_slot(blocked)
+            waiting = asyncio.ensure_future(_read.read_at(f._h, 8192, 16384))
+            await until(lambda: aiofastread.statistics().pool_waiting == 1, "read waits")
+            closing = asyncio.ensure_future(f.close())
+            await until(lambda: f._h.closing, "close started")
+            assert os.fstat(f._h.fd).st_ino == cold_path.stat().st_ino  # not closed yet
+        assert len(await stuck) == 4096
+        assert await waiting == data[8192 : 8192 + 16384]
+        await closing
 
 
 @pytest.mark.filterwarnings("ignore:.*fork\\(\\) may lead to deadlocks:DeprecationWarning")
 def test_a_forked_child_gets_a_fresh_native_pool(
     fuse_root: Path,  # noqa: F811 - the fixture imported above
-    data_dir: Path,
-    backend: str,
+    cold: tuple[Path, bytes],
+    native_only: None,
 ) -> None:
     """Fork while a C thread is blocked in a read: the child starts with an
     empty pool (none of the parent's threads or jobs) that serves misses."""
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    blocked_path = fuse_root / "direct-fork"
-    make_file(blocked_path, 1 << 20)
-    cold = data_dir / "cold"
-    data = make_file(cold, 1 << 20)
+    blocked_path = fuse_file(fuse_root, "fork")
+    cold_path, data = cold
 
     async def child_reads() -> bool:
         before = native_submitted()
-        async with aiofastread.open(cold, "rb") as f:
+        async with aiofastread.open(cold_path, "rb") as f:
             ok = await f.read(65536) == data[:65536]
         return ok and native_submitted() > before and native_in_flight() == 0
 
@@ -307,17 +307,13 @@ def test_a_forked_child_gets_a_fresh_native_pool(
         f = loop.run_until_complete(aiofastread.open(blocked_path, "rb"))
         with stopped(fuse_root):
             task = loop.create_task(f.read(4096))
-            for _ in range(200_000):
-                if native_in_flight() == 1:
-                    break
-                loop.run_until_complete(asyncio.sleep(0))
-            assert native_in_flight() == 1
+            turn_until(loop, lambda: native_in_flight() == 1, "the read on a C thread")
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child
                 code = 2
                 try:
                     fresh = native_in_flight() == 0
-                    evict(cold)
+                    evict(cold_path)
                     code = 0 if fresh and asyncio.run(child_reads()) else 1
                 finally:
                     os._exit(code)
@@ -342,12 +338,10 @@ class _NoReaderLoop(asyncio.SelectorEventLoop):
         raise NotImplementedError
 
 
-def test_a_loop_without_add_reader_uses_python_threads(data_dir: Path, backend: str) -> None:
-    if backend != "native":
-        pytest.skip("the native pool is only used by the native backend")
-    path = data_dir / "cold"
-    data = make_file(path, SIZE)
-    evict(path)
+def test_a_loop_without_add_reader_uses_python_threads(
+    cold: tuple[Path, bytes], native_only: None
+) -> None:
+    path, data = cold
     fds_before, eventfds_before = open_fd_count(), eventfds()
 
     async def read_all() -> tuple[bytes, int, int]:

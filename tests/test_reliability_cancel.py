@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from tests.conftest import evict, open_fd_count, warm
+from tests.conftest import evict, open_fd_count, until, warm
 
 try:  # uvloop opens two process-wide fds with its first loop: not our leak
     import uvloop
@@ -100,15 +100,6 @@ class StepExecutor(concurrent.futures.Executor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self.release()
         self._threads.shutdown(wait=wait)
-
-
-async def until(condition: Callable[[], bool], what: str, turns: int = 200_000) -> None:
-    """Poll ``condition`` for a bounded number of loop turns."""
-    for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 @pytest.fixture

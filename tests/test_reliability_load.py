@@ -26,7 +26,7 @@ from blockbuster import BlockBuster
 
 import aiofastread
 from aiofastread import _pool
-from tests.conftest import DEFAULT_BACKEND, evict, make_file, open_fd_count, warm
+from tests.conftest import DEFAULT_BACKEND, evict, make_file, open_fd_count, until, warm
 
 MISSES = 10_000
 LIMIT = 8
@@ -66,15 +66,6 @@ def every_read_to_the_pool() -> Iterator[None]:
         yield
     finally:
         aiofastread.configure(fast_path=True)
-
-
-async def until_waiting(count: int, turns: int = 200_000) -> None:
-    """Until at least ``count`` operations wait for a pool slot (bounded)."""
-    for _ in range(turns):
-        if aiofastread.statistics().pool_waiting >= count:
-            return
-        await asyncio.sleep(0)
-    raise AssertionError(f"never {count} waiting: {aiofastread.statistics()}")
 
 
 class Sampler:
@@ -126,7 +117,7 @@ async def test_ten_thousand_misses_stay_bounded_and_complete(
         sampling = asyncio.ensure_future(sampler.run())
         with every_read_to_the_pool():
             storm = asyncio.ensure_future(asyncio.gather(*(one(o) for o in offsets)))
-            await until_waiting(MISSES // 2)
+            await until(lambda: aiofastread.statistics().pool_waiting >= MISSES // 2, "queued")
         # In the middle of the storm: a cached read does not queue behind it.
         hot_before = aiofastread.statistics()
         await h.seek(BLOCK)
@@ -161,7 +152,7 @@ async def test_cancelling_half_of_a_storm_frees_every_slot(data_dir: Path, small
         offsets = [rng.randrange(0, len(data) - BLOCK) for _ in range(MISSES // 2)]
         with every_read_to_the_pool():
             tasks = [asyncio.ensure_future(f.pread(BLOCK, o)) for o in offsets]
-            await until_waiting(len(tasks) // 2)
+            await until(lambda: aiofastread.statistics().pool_waiting >= len(tasks) // 2, "queued")
         for task in tasks[::2]:
             task.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
