@@ -14,14 +14,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
-import operator
 import os
-import sys
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
 from aiofastread import _native, _read
+from aiofastread._checks import (
+    TRUSTED_SEEK_MAX,
+    WHENCES,
+    check_index,
+    check_limit,
+    check_size,
+    lseek_restoring,
+    resolve_seek,
+)
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
 from aiofastread._runtime import POLICY
@@ -43,50 +50,6 @@ class _FileLock(asyncio.Lock):
     ``_locked`` as an attribute costs ~60 ns less than ``locked()``."""
 
     _locked: bool
-
-
-_SEEK_HOLE_DATA = tuple(
-    getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)
-)
-
-
-# Seek targets past this ask the kernel (lseek) instead of being taken on
-# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
-# BufferedReader.seek would report (the same figure as the bridge's).
-TRUSTED_SEEK_MAX = 1 << 40
-
-
-def check_limit(size: object) -> int:
-    """Convert a size the way CPython converts an optional Py_ssize_t
-    (None means -1; any negative means "no limit" to readline/readlines)."""
-    if size is None:
-        return -1
-    try:
-        value = operator.index(size)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"argument should be integer or None, not '{type(size).__name__}'"
-        ) from None
-    if not -sys.maxsize - 1 <= value <= sys.maxsize:
-        raise OverflowError("cannot fit 'int' into an index-sized integer")
-    return value
-
-
-def check_size(size: object) -> int:
-    """Validate a read size the way BufferedReader does (None means -1)."""
-    value = check_limit(size)
-    if value < -1:
-        raise ValueError("read length must be non-negative or -1")
-    return value
-
-
-def check_index(value: object) -> int:
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"'{type(value).__name__}' object cannot be interpreted as an integer"
-        ) from None
 
 
 class AsyncBufferedReader:
@@ -415,7 +378,7 @@ class AsyncBufferedReader:
         whence = check_index(whence)
         if not -(2**31) <= whence < 2**31:
             raise OverflowError("Python int too large to convert to C int")
-        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, *_SEEK_HOLE_DATA):
+        if whence not in WHENCES:
             raise ValueError(f"whence value {whence} unsupported")
         self._check_open("seek of closed file")
         offset = check_index(offset)
@@ -423,18 +386,8 @@ class AsyncBufferedReader:
             raise ValueError("cannot fit 'int' into an offset-sized integer")
         async with self._lock:
             self._check_open("seek of closed file")
-            if whence == os.SEEK_SET:
-                target = offset
-            elif whence == os.SEEK_CUR:
-                target = self._pos + offset
-            else:  # SEEK_END, SEEK_DATA, SEEK_HOLE: ask the kernel, in the pool
-                target = -1
-            if not 0 <= target <= TRUSTED_SEEK_MAX:
-                if whence == os.SEEK_CUR:
-                    whence, offset = os.SEEK_SET, target
-                if whence == os.SEEK_SET and target < 0:
-                    raise OSError(22, "Invalid argument")
-                # Far targets too: the filesystem's size limit decides (EINVAL).
+            target, offset, whence = resolve_seek(self._pos, offset, whence)
+            if target < 0:  # the kernel decides, in the pool
                 target = await self._h.run(lseek_restoring, self._h.fd, offset, whence)  # type: ignore[assignment]
             self._seek_to(target)
             return target
@@ -502,14 +455,3 @@ class AsyncBufferedReader:
                 raise ValueError("raw stream has been detached")
             raise ValueError(message)
 
-
-def lseek_restoring(fd: int, offset: int, whence: int) -> int:
-    """Where lseek(offset, whence) would land, leaving f_pos untouched.
-
-    The OS offset is never used for reading (all reads are positional), but
-    a detached or fileno()-borrowed descriptor should find it unchanged."""
-    saved = os.lseek(fd, 0, os.SEEK_CUR)
-    try:
-        return os.lseek(fd, offset, whence)
-    finally:
-        os.lseek(fd, saved, os.SEEK_SET)

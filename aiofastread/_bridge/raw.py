@@ -21,7 +21,7 @@ from typing import Any
 
 import greenlet
 
-from aiofastread._file import check_limit, lseek_restoring
+from aiofastread._checks import c_integer, check_limit, lseek_restoring, resolve_seek
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Outcome
 from aiofastread._read import pread_full, pread_to_eof_or_error, try_inline
@@ -35,10 +35,6 @@ INLINE_WINDOW = 64 << 10
 # 256 KiB keeps hop overhead below the device time of that much data, while
 # a random reader (first read after a seek) only fetches INLINE_WINDOW.
 POOL_WINDOW = 256 << 10
-# Seek targets past this ask the kernel (lseek) instead of being taken on
-# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
-# FileIO.seek would report.
-TRUSTED_SEEK_MAX = 1 << 40
 
 
 class Counters:
@@ -406,18 +402,9 @@ class BridgeRaw(io.RawIOBase):
         whence = c_integer(whence, 32, "int")
         self._check_closed()
         offset = c_integer(pos, 64, "long")
-        if whence == os.SEEK_SET:
-            target = offset
-        elif whence == os.SEEK_CUR:
-            target = self._pos + offset
-        else:
-            target = -1  # SEEK_END/DATA/HOLE or invalid: the kernel decides
         try:
-            if not 0 <= target <= TRUSTED_SEEK_MAX:
-                if whence == os.SEEK_CUR:
-                    whence, offset = os.SEEK_SET, target
-                if whence == os.SEEK_SET and target < 0:
-                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            target, offset, whence = resolve_seek(self._pos, offset, whence)
+            if target < 0:  # the kernel decides
                 target = self._block(lseek_restoring, self._h.fd, offset, whence)
         except OSError:
             if self._seekable is None:
@@ -488,14 +475,6 @@ class BridgeRaw(io.RawIOBase):
         self._check_closed()
         if not self._readable:
             raise io.UnsupportedOperation("File not open for reading")
-
-
-def c_integer(value: object, bits: int, c_name: str) -> int:
-    """``value`` as a signed C integer of ``bits``, with CPython's errors."""
-    number = operator.index(value)  # type: ignore[arg-type]
-    if not -(1 << (bits - 1)) <= number < 1 << (bits - 1):
-        raise OverflowError(f"Python int too large to convert to C {c_name}")
-    return number
 
 
 def append_write(fd: int, data: bytes) -> tuple[int, int]:
