@@ -454,4 +454,3 @@ class AsyncBufferedReader:
             if self._detached:
                 raise ValueError("raw stream has been detached")
             raise ValueError(message)
-

@@ -218,12 +218,20 @@ async def read_at(
         return prefix
     done = len(prefix)
     rest = await pool_read(h, size - done, offset + done)
-    POLICY.record(h.inode, Outcome.POOLED, len(rest))
-    end = offset + done + len(rest)
-    h.seq_end = end
+    record_pooled(h, offset + done + len(rest), len(rest), sequential=True)
+    return prefix + rest if prefix else rest
+
+
+def record_pooled(h: FileHandle, end: int, nbytes: int, *, sequential: bool = False) -> None:
+    """Account ``nbytes`` the pool read for ``h``, ending at offset ``end``:
+    the policy's counters, the size we know (a file may have grown) and, for
+    a read that continues or starts a stream (``sequential``), where it ends
+    (``_cached`` looks ahead of reads that start there)."""
+    POLICY.record(h.inode, Outcome.POOLED, nbytes)
     if end > h.size_hint:
         h.size_hint = end
-    return prefix + rest if prefix else rest
+    if sequential:
+        h.seq_end = end
 
 
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
@@ -258,8 +266,5 @@ async def read_to_eof(h: FileHandle, offset: int) -> bytes:
 
 async def _pool_to_eof(h: FileHandle, offset: int) -> bytes:
     data: bytes = await h.run(pread_to_eof, h.fd, offset)  # type: ignore[assignment]
-    POLICY.record(h.inode, Outcome.POOLED, len(data))
-    end = offset + len(data)
-    if end > h.size_hint:
-        h.size_hint = end
+    record_pooled(h, offset + len(data), len(data))
     return data

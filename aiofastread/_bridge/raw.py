@@ -16,16 +16,21 @@ import io
 import operator
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import greenlet
 
 from aiofastread._checks import c_integer, check_limit, lseek_restoring, resolve_seek
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, Outcome
-from aiofastread._read import pread_full, pread_to_eof_or_error, try_inline
-from aiofastread._runtime import POLICY
+from aiofastread._policy import INLINE_MAX
+from aiofastread._read import (
+    pool_read,
+    pread_full,
+    pread_to_eof_or_error,
+    record_pooled,
+    try_inline,
+)
 
 # Read-ahead when the page cache has the bytes: 64 KiB inline is ~10 us on
 # this VM and holds hundreds of lines, so line iteration refills rarely
@@ -181,10 +186,9 @@ class BridgeRaw(io.RawIOBase):
                 # and the inline read must not decide where the error lands.
                 head, data, pos = b"", b"", self._pos
                 rest, error = self._block(pread_to_eof_or_error, h.fd, pos)
-            POLICY.record(h.inode, Outcome.POOLED, len(rest))
             data += rest
+            record_pooled(h, pos + len(data), len(rest))
         pos += len(data)
-        h.size_hint = max(h.size_hint, pos)
         self._pos = pos
         self._set_window(pos, b"")
         if error is not None:
@@ -259,11 +263,10 @@ class BridgeRaw(io.RawIOBase):
         h = self._h
         pos = self._pos
         data: bytes = self._block(os.pread, h.fd, len(view), pos)
-        POLICY.record(h.inode, Outcome.POOLED, len(data))
         n = len(data)
         view[:n] = data
         self._pos = pos + n
-        h.size_hint = max(h.size_hint, self._pos)
+        record_pooled(h, self._pos, n)
         self._drop_window()
         return n
 
@@ -275,9 +278,8 @@ class BridgeRaw(io.RawIOBase):
         h = self._h
         line: bytes
         line, error = self._block(read_line_bytewise, h.fd, self._pos, limit)
-        POLICY.record(h.inode, Outcome.POOLED, len(line))
         self._pos += len(line)
-        h.size_hint = max(h.size_hint, self._pos)
+        record_pooled(h, self._pos, len(line))
         self._drop_window()
         if error is not None:
             raise error
@@ -291,11 +293,10 @@ class BridgeRaw(io.RawIOBase):
         data, complete = try_inline(h, pos, size)
         if not data and not complete:
             size = max(want, POOL_WINDOW if pos == h.seq_end else INLINE_WINDOW)
-            data = self._block(pread_full, h.fd, size, pos)
+            data = self._pool_read(size, pos)
             complete = True
-            POLICY.record(h.inode, Outcome.POOLED, len(data))
-            h.size_hint = max(h.size_hint, pos + len(data))
-            h.seq_end = pos + len(data)  # an inline read set it in try_inline
+            # sequential: an inline read sets seq_end in try_inline.
+            record_pooled(h, pos + len(data), len(data), sequential=True)
         self._set_window(pos, data, eof=complete and len(data) < size)
 
     # -- the line fast path (Bridge.readline_now) ----------------------------
@@ -461,11 +462,26 @@ class BridgeRaw(io.RawIOBase):
     def _block(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking call: from the pool if we can suspend, else here."""
         if self._in_owner():
-            assert self.owner is not None
-            return self.owner.parent.switch((self._h.run, (fn, *args)))
+            return self._await(self._h.run, fn, *args)
         if self.speculating:
             Counters.speculation_blocked += 1
         return fn(*args)
+
+    def _pool_read(self, size: int, pos: int) -> bytes:
+        """``size`` bytes at ``pos`` (fewer only at EOF) read off the loop as
+        the binary reader's misses are (``_read.pool_read``: the native miss
+        pool when it can take them), or here if we cannot suspend."""
+        if self._in_owner():
+            data: bytes = self._await(pool_read, self._h, size, pos)
+            return data
+        data = self._block(pread_full, self._h.fd, size, pos)
+        return data
+
+    def _await(self, coro_fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        """Suspend this operation's greenlet until the driver has awaited
+        ``coro_fn(*args)`` on the loop; its result, or its exception raised."""
+        assert self.owner is not None
+        return self.owner.parent.switch((coro_fn, args))
 
     def _check_closed(self) -> None:
         if self.closed:
