@@ -52,6 +52,29 @@ class _FileLock(asyncio.Lock):
     _locked: bool
 
 
+def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
+    """Whether ``reader.read(size)`` is one preadv2(RWF_NOWAIT) at once.
+
+    The fast path's condition, as a function (``read`` writes it out): a
+    WARM file (the policy reads it inline, ``_policy.Policy.decide``), no
+    window, nobody else mid-operation on the file, and not a stream read
+    running past what cachestat last saw cached (``_read._cached``).
+    """
+    h = reader._h
+    pos = reader._pos
+    return (
+        type(size) is int
+        and 0 < size <= INLINE_MAX
+        and not reader._wbuf
+        and h.inode.state is _WARM
+        and not h.closing
+        and not reader._lock._locked
+        and POLICY.enabled
+        and not h.direct_io
+        and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
+    )
+
+
 class AsyncBufferedReader:
     """The asyncio version of io.BufferedReader, reading inline when cached."""
 
@@ -123,9 +146,10 @@ class AsyncBufferedReader:
     # -- reading --------------------------------------------------------------
 
     async def read(self, size: int | None = -1) -> bytes:
-        # The fast path, written out: a WARM file, no window, nobody else
-        # mid-operation on this file, not a stream about to run past what
-        # cachestat saw cached (_read._cached) -> one preadv2(RWF_NOWAIT).
+        # The fast path: fast_path_takes() written out (a call costs ~0.1 us
+        # against a ~1.6 us cached read), and the HIT bookkeeping of
+        # _read.judge_inline; tests/test_inline_rule.py proves both equal
+        # the rule (_policy.decide, _read._cached) for every state.
         h = self._h
         pos = self._pos
         if (
