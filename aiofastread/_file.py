@@ -32,11 +32,7 @@ from aiofastread._checks import (
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
 from aiofastread._runtime import POLICY
-
-# Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
-# VM and holds hundreds of typical lines, so iteration makes one read per
-# few hundred lines (bench/lines.py).
-WINDOW_SIZE = 64 << 10
+from aiofastread._window import WINDOW_SIZE, Window
 
 # What read1(-1) and peek() return at most, like io.DEFAULT_BUFFER_SIZE.
 BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
@@ -65,7 +61,7 @@ def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
     return (
         type(size) is int
         and 0 < size <= INLINE_MAX
-        and not reader._wbuf
+        and not reader._win.data
         and h.inode.state is _WARM
         and not h.closing
         and not reader._lock._locked
@@ -93,8 +89,7 @@ class AsyncBufferedReader:
         self._loop = loop
         self._executor = executor
         self._pos = 0
-        self._wbuf = b""  # read-ahead window: file bytes [_wpos, _wpos+len)
-        self._wpos = 0
+        self._win = Window()  # for readline/peek/iteration
         self._lock = _FileLock()
         self._detached = False
 
@@ -155,7 +150,7 @@ class AsyncBufferedReader:
         if (
             type(size) is int
             and 0 < size <= INLINE_MAX
-            and not self._wbuf
+            and not self._win.data
             and h.inode.state is _WARM
             and not h.closing
             and not self._lock._locked  # locked() as an attribute: ~60 ns less a read
@@ -192,34 +187,22 @@ class AsyncBufferedReader:
     async def _read_locked(self, size: int) -> bytes:
         if size == 0:
             return b""
-        head = self._take_window(size)
+        head = self._win.take(self._pos, size)
         if len(head) == size:
             self._pos += size
             self._consume_window()
             return head
         data = await _read.read_at(self._h, self._pos + len(head), size - len(head))
-        self._drop_window()
+        self._win.drop()
         self._pos += len(head) + len(data)
         return head + data if head else data
 
     async def _read_all(self) -> bytes:
-        head = self._take_window(-1)
+        head = self._win.take(self._pos, -1)
         data = await _read.read_to_eof(self._h, self._pos + len(head))
-        self._drop_window()
+        self._win.drop()
         self._pos += len(head) + len(data)
         return head + data if head else data
-
-    def _take_window(self, size: int) -> bytes:
-        """Window bytes at the position, without consuming them."""
-        if not self._wbuf:
-            return b""
-        start = self._pos - self._wpos
-        if size < 0:
-            return self._wbuf[start:]
-        return self._wbuf[start : start + size]
-
-    def _drop_window(self) -> None:
-        self._wbuf = b""
 
     async def readall(self) -> bytes:
         return await self.read(-1)
@@ -233,7 +216,7 @@ class AsyncBufferedReader:
                 size = BUFFER_SIZE
             if size == 0:
                 return b""
-            head = self._take_window(size)
+            head = self._win.take(self._pos, size)
             if head:
                 self._pos += len(head)
                 self._consume_window()
@@ -274,21 +257,22 @@ class AsyncBufferedReader:
         self._check_open("peek of closed file")
         async with self._lock:
             self._check_open("peek of closed file")
-            head = self._take_window(-1)
+            head = self._win.take(self._pos, -1)
             if head:
                 return head
             await self._fill_window()
-            return self._take_window(-1)
+            return self._win.take(self._pos, -1)
 
     async def _fill_window(self) -> bool:
         """Make the window start at the position; False at EOF."""
         data = await _read.read_at(self._h, self._pos, WINDOW_SIZE)
-        self._wbuf, self._wpos = data, self._pos
+        self._win.set(self._pos, data)
         return bool(data)
 
     def _consume_window(self) -> None:
-        if self._wbuf and self._pos >= self._wpos + len(self._wbuf):
-            self._wbuf = b""
+        win = self._win
+        if win.data and self._pos >= win.start + len(win.data):
+            win.drop()
 
     async def readline(self, size: int | None = -1) -> bytes:
         limit = check_limit(size)
@@ -299,21 +283,22 @@ class AsyncBufferedReader:
 
     async def _readline_locked(self, limit: int) -> bytes:
         # Fast case: the window holds the whole line.
-        wbuf = self._wbuf
+        win = self._win
+        wbuf = win.data
         if wbuf:
-            start = self._pos - self._wpos
+            start = self._pos - win.start
             end = wbuf.find(b"\n", start) + 1
             if end and (limit < 0 or end - start <= limit):
-                self._pos = self._wpos + end
+                self._pos = win.start + end
                 if end == len(wbuf):
-                    self._wbuf = b""
+                    win.drop()
                 return wbuf[start:end]
         parts: list[bytes] = []
         got = 0
         begin = self._pos
         while limit < 0 or got < limit:
             try:
-                filled = bool(self._take_window(1)) or await self._fill_window()
+                filled = bool(win.take(self._pos, 1)) or await self._fill_window()
             except BaseException:
                 # Cancelled (or failed) after earlier pieces of a long line
                 # were taken: put them back, as if the call never ran.
@@ -321,16 +306,12 @@ class AsyncBufferedReader:
                 raise
             if not filled:
                 break
-            start = self._pos - self._wpos
-            stop = len(self._wbuf) if limit < 0 else min(len(self._wbuf), start + limit - got)
-            newline = self._wbuf.find(b"\n", start, stop)
-            end = stop if newline < 0 else newline + 1
-            piece = self._wbuf[start:end]
+            piece, ended = win.cut_line(self._pos, limit - got if limit >= 0 else -1)
             parts.append(piece)
             got += len(piece)
             self._pos += len(piece)
             self._consume_window()
-            if newline >= 0:
+            if ended:
                 break
         return b"".join(parts)
 
@@ -394,8 +375,9 @@ class AsyncBufferedReader:
             and not self._lock._locked
             and not self._h.closing
         ):
-            if self._wbuf and not self._wpos <= offset <= self._wpos + len(self._wbuf):
-                self._wbuf = b""
+            win = self._win
+            if win.data and not win.start <= offset <= win.start + len(win.data):
+                win.drop()
             self._pos = offset
             return offset
         # BufferedReader.seek's order: whence, closed, then the offset.
@@ -417,8 +399,8 @@ class AsyncBufferedReader:
             return target
 
     def _seek_to(self, target: int) -> None:
-        if self._wbuf and not (self._wpos <= target <= self._wpos + len(self._wbuf)):
-            self._wbuf = b""
+        if self._win.data and not self._win.holds(target):
+            self._win.drop()
         self._pos = target
 
     async def tell(self) -> int:
@@ -459,7 +441,7 @@ class AsyncBufferedReader:
         """Close the file; the fd outlives any read still in the pool."""
         if self._detached:  # as BufferedReader.close() after detach()
             raise ValueError("raw stream has been detached")
-        self._wbuf = b""
+        self._win.drop()
         await self._h.close()
 
     async def __aenter__(self) -> AsyncBufferedReader:

@@ -103,7 +103,7 @@ async def test_uncached_lines_cost_one_pool_hop_per_window(data_dir: Path) -> No
         got = [line async for line in f]
         stats = aiofastread.statistics()
     assert got == lines
-    # The first fetch after open is INLINE_WINDOW, then POOL_WINDOW each;
+    # The first fetch after open is WINDOW_SIZE, then POOL_WINDOW each;
     # at EOF the file is asked again each time, as FileIO does (+2).
     assert stats.pool_reads <= size // bridge_raw.POOL_WINDOW + 4
 

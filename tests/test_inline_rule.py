@@ -32,6 +32,7 @@ import aiofastread
 from aiofastread import _file, _native, _read
 from aiofastread._policy import INLINE_MAX, Decision, FileState, InodeState, Outcome
 from aiofastread._runtime import POLICY
+from aiofastread._window import Window
 from tests.conftest import make_file, pytest_asyncio_loop_factories
 
 PAGE = 4096
@@ -186,7 +187,9 @@ def fake_reader(s: dict[str, Any], inode: InodeState) -> Any:
         direct_io=s["direct_io"],
     )
     lock = types.SimpleNamespace(_locked=s["locked"])
-    return types.SimpleNamespace(_h=h, _pos=s["pos"], _wbuf=s["window"], _lock=lock)
+    win = Window()
+    win.set(s["pos"], s["window"])
+    return types.SimpleNamespace(_h=h, _pos=s["pos"], _win=win, _lock=lock)
 
 
 def inode_in(s: dict[str, Any]) -> InodeState:
@@ -323,7 +326,8 @@ def test_read_takes_the_fast_path_exactly_when_the_condition_says(
     inode.hit_ratio = 0.75
     h.seq_end, h.ahead_ok_to, h.size_hint = s["seq_end"], s["ahead_ok_to"], s["size_hint"]
     h.closing, h.direct_io = s["closing"], s["direct_io"]
-    f._pos, f._wbuf, f._wpos = s["pos"], s["window"], s["pos"]
+    f._pos = s["pos"]
+    f._win.set(s["pos"], s["window"])
     with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]):
         fakes = Fakes(mp)
         mp.setattr(h, "pool", types.SimpleNamespace(busy=pool_busy))

@@ -31,14 +31,12 @@ from aiofastread._read import (
     record_pooled,
     try_inline,
 )
+from aiofastread._window import WINDOW_SIZE, Window
 
-# Read-ahead when the page cache has the bytes: 64 KiB inline is ~10 us on
-# this VM and holds hundreds of lines, so line iteration refills rarely
-# (the same figure as _file.WINDOW_SIZE).
-INLINE_WINDOW = 64 << 10
 # Read-ahead on a miss, for sequential reads: one pool hop (~100 us) per
 # 256 KiB keeps hop overhead below the device time of that much data, while
-# a random reader (first read after a seek) only fetches INLINE_WINDOW.
+# a random reader (first read after a seek) only fetches WINDOW_SIZE (what
+# is fetched when the page cache has the bytes).
 POOL_WINDOW = 256 << 10
 
 
@@ -68,12 +66,9 @@ class BridgeRaw(io.RawIOBase):
         # keeps the answer (an append-mode open seeks to the end: True).
         self._seekable: bool | None = True if self._append else None
         self._pos = pos
-        # The read-ahead window: file bytes [_wpos, _wpos + len(_win)); the
+        # The read-ahead window; the
         # position is always inside it or at its end.
-        self._win = b""
-        self._wview = memoryview(b"")
-        self._wpos = pos
-        self._win_eof = False  # the window ended at EOF: stop extending it
+        self._win = Window(pos)
         self._line_end = line_end
         self._universal = universal
         # Line fast path cache: where the first line from _scan_pos ends
@@ -157,10 +152,11 @@ class BridgeRaw(io.RawIOBase):
         self._check_readable()
         if n < 0:
             return self.readall()
-        off = self._pos - self._wpos
-        if n <= len(self._win) - off:  # all in the window: one copy
+        win = self._win
+        off = self._pos - win.start
+        if n <= len(win.data) - off:  # all in the window: one copy
             self._pos += n
-            return self._win[off : off + n]
+            return win.data[off : off + n]
         buf = bytearray(n)
         del buf[self._read_into(memoryview(buf)) :]
         return bytes(buf)
@@ -169,7 +165,7 @@ class BridgeRaw(io.RawIOBase):
         self._check_closed()
         if not self._readable:  # FileIO.readall just tries, and read(2) says:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        head = self._win[self._pos - self._wpos :]
+        head = self._win.take(self._pos, -1)
         pos = self._pos + len(head)
         h = self._h
         left = max(h.size_hint - pos, 0)
@@ -203,8 +199,8 @@ class BridgeRaw(io.RawIOBase):
         got = 0
         while limit < 0 or got < limit:
             self._check_readable()
-            off = self._pos - self._wpos
-            if off >= len(self._win):
+            win = self._win
+            if self._pos - win.start >= len(win.data):
                 try:
                     self._refill(1)
                 except OSError:
@@ -214,17 +210,13 @@ class BridgeRaw(io.RawIOBase):
                     tail = self._read_line_bytewise(-1 if limit < 0 else limit - got)
                     parts.append(tail)
                     break
-                if not self._win:
+                if not win.data:
                     break
-                off = 0
-            win = self._win
-            stop = len(win) if limit < 0 else min(len(win), off + limit - got)
-            newline = win.find(b"\n", off, stop)
-            end = stop if newline < 0 else newline + 1
-            parts.append(win[off:end])
-            got += end - off
-            self._pos = self._wpos + end
-            if newline >= 0:
+            piece, ended = win.cut_line(self._pos, limit - got if limit >= 0 else -1)
+            parts.append(piece)
+            got += len(piece)
+            self._pos += len(piece)
+            if ended:
                 break
         return b"".join(parts)
 
@@ -235,9 +227,10 @@ class BridgeRaw(io.RawIOBase):
         n = len(view)
         got = 0
         start = self._pos
+        win = self._win
         while got < n:
-            off = self._pos - self._wpos
-            avail = len(self._win) - off
+            off = self._pos - win.start
+            avail = len(win.data) - off
             if avail <= 0:
                 try:
                     self._refill(n - got)
@@ -249,11 +242,11 @@ class BridgeRaw(io.RawIOBase):
                     # nothing, so none of the bytes copied above count).
                     self._pos = start
                     return self._read_into_once(view)
-                off, avail = 0, len(self._win)
+                off, avail = 0, len(win.data)
                 if not avail:
                     break
             k = min(avail, n - got)
-            view[got : got + k] = self._wview[off : off + k]
+            view[got : got + k] = win.view[off : off + k]
             got += k
             self._pos += k
         return got
@@ -289,10 +282,10 @@ class BridgeRaw(io.RawIOBase):
         """Make the window start at the position: inline if cached, else pool."""
         h = self._h
         pos = self._pos
-        size = max(want, INLINE_WINDOW)
+        size = max(want, WINDOW_SIZE)
         data, complete = try_inline(h, pos, size)
         if not data and not complete:
-            size = max(want, POOL_WINDOW if pos == h.seq_end else INLINE_WINDOW)
+            size = max(want, POOL_WINDOW if pos == h.seq_end else WINDOW_SIZE)
             data = self._pool_read(size, pos)
             complete = True
             # sequential: an inline read sets seq_end in try_inline.
@@ -317,43 +310,40 @@ class BridgeRaw(io.RawIOBase):
         if self._scan_end < 0:
             return False
         need = -(-(self._scan_end - pos) // chunk) * chunk
-        return pos + need <= self._wpos + len(self._win)
+        return pos + need <= self._win.start + len(self._win.data)
 
     def _first_line_end(self, pos: int) -> int:
         """File offset just past the first line end at or after ``pos``,
         including the byte a universal-newline decoder must see after a
         "\r"; -1 if the window has none."""
         assert self._line_end is not None
-        win = self._win
-        off = pos - self._wpos
+        win = self._win.data
+        off = pos - self._win.start
         i = win.find(self._line_end, off)
         end = -1 if i < 0 else i + len(self._line_end)
         if self._universal:
             j = win.find(b"\r", off, i if i >= 0 else len(win) - 1)
             if j >= 0:
                 end = j + 2
-        return -1 if end < 0 else self._wpos + end
+        return -1 if end < 0 else self._win.start + end
 
     def extend_inline(self) -> bool:
         """Append the next cached bytes to the window, without blocking.
 
         On the loop, for the line fast path; True if the window changed.
         """
-        if self._win_eof or not self._readable or self.closed:
+        win = self._win
+        if win.eof or not self._readable or self.closed:
             return False
-        end = self._wpos + len(self._win)
-        data, complete = try_inline(self._h, end, INLINE_WINDOW)
+        data, complete = try_inline(self._h, win.start + len(win.data), WINDOW_SIZE)
         if not data and not complete:
             return False
-        keep = self._win[self._pos - self._wpos :]
-        self._set_window(self._pos, keep + data, eof=complete and len(data) < INLINE_WINDOW)
+        keep = win.take(self._pos, -1)
+        self._set_window(self._pos, keep + data, eof=complete and len(data) < WINDOW_SIZE)
         return True
 
     def _set_window(self, start: int, data: bytes, *, eof: bool = False) -> None:
-        self._win = data
-        self._wview = memoryview(data)
-        self._wpos = start
-        self._win_eof = eof
+        self._win.set(start, data, eof=eof)
         self._scan_pos = self.fits_at = -1
 
     def _drop_window(self) -> None:
@@ -413,7 +403,7 @@ class BridgeRaw(io.RawIOBase):
             raise
         if self._seekable is None:
             self._seekable = True
-        if not self._wpos <= target <= self._wpos + len(self._win):
+        if not self._win.holds(target):
             self._set_window(target, b"")
         self._pos = target
         return target
