@@ -30,7 +30,7 @@ from aiofastread._checks import (
     resolve_seek,
 )
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
+from aiofastread._policy import INLINE_MAX, Decision, FileState, FileStatistics
 from aiofastread._runtime import POLICY
 from aiofastread._window import WINDOW_SIZE, Window
 
@@ -51,23 +51,21 @@ class _FileLock(asyncio.Lock):
 def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
     """Whether ``reader.read(size)`` is one preadv2(RWF_NOWAIT) at once.
 
-    The fast path's condition, as a function (``read`` writes it out): a
-    WARM file (the policy reads it inline, ``_policy.Policy.decide``), no
-    window, nobody else mid-operation on the file, and not a stream read
-    running past what cachestat last saw cached (``_read._cached``).
+    The rule for a read nothing stands before (no window, no other
+    operation on the file, not closed): the policy reads a WARM file inline
+    (``Policy.decide``) and no look ahead is due (``_read.lookahead_checked``).
+    ``read`` writes this out (a call costs ~0.1 us against a ~1.6 us cached
+    read); tests/test_inline_rule.py proves the two agree for every state.
     """
     h = reader._h
-    pos = reader._pos
+    if type(size) is not int or size <= 0:
+        return False
+    if reader._win.data or h.closing or reader._lock._locked:
+        return False
     return (
-        type(size) is int
-        and 0 < size <= INLINE_MAX
-        and not reader._win.data
-        and h.inode.state is _WARM
-        and not h.closing
-        and not reader._lock._locked
-        and POLICY.enabled
-        and not h.direct_io
-        and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
+        h.inode.state is _WARM
+        and POLICY.decide(h.inode, size, direct_io=h.direct_io) is Decision.INLINE
+        and _read.lookahead_checked(h, reader._pos, size)
     )
 
 
@@ -141,10 +139,9 @@ class AsyncBufferedReader:
     # -- reading --------------------------------------------------------------
 
     async def read(self, size: int | None = -1) -> bytes:
-        # The fast path: fast_path_takes() written out (a call costs ~0.1 us
-        # against a ~1.6 us cached read), and the HIT bookkeeping of
-        # _read.judge_inline; tests/test_inline_rule.py proves both equal
-        # the rule (_policy.decide, _read._cached) for every state.
+        # The fast path: fast_path_takes() written out, and the HIT
+        # bookkeeping of _read.judge_inline; tests/test_inline_rule.py
+        # proves both equal the rule for every state.
         h = self._h
         pos = self._pos
         if (

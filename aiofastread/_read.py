@@ -143,9 +143,9 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     that continues a stream: so must the ``lookahead`` after it, checked once
     per lookahead of progress (``h.ahead_ok_to``).
     """
-    stream = offset == h.seq_end
-    if known_warm and (not stream or offset + size <= h.ahead_ok_to):
+    if known_warm and lookahead_checked(h, offset, size):
         return True
+    stream = offset == h.seq_end
     ahead = lookahead(h) if stream else 0
     length = min(size + 2 * ahead, h.size_hint - offset)
     cachestat = _native.cachestat
@@ -170,6 +170,12 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
         end = offset + length
         h.ahead_ok_to = end - ahead if end < h.size_hint else end + ahead
     return True
+
+
+def lookahead_checked(h: FileHandle, offset: int, size: int) -> bool:
+    """Whether a read needs no new look at the pages ahead: it does not
+    continue the stream, or it ends within what the last look found cached."""
+    return offset != h.seq_end or offset + size <= h.ahead_ok_to
 
 
 def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tuple[bytes, bool]:

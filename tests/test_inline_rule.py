@@ -2,13 +2,16 @@
 
 ``_policy.Policy.decide`` and ``_read._cached`` are the rule: a read is one
 preadv2(RWF_NOWAIT) at once, nothing asked first, when the policy says
-INLINE and no residency check is due. ``AsyncBufferedReader.read`` writes
-that out for speed (``_file.fast_path_takes`` names its condition). Here,
-for every state hypothesis finds:
+INLINE and no residency check is due. ``_file.fast_path_takes`` states it
+for the fast path (from ``decide`` and ``_read.lookahead_checked``, which
+``_cached`` uses too); ``AsyncBufferedReader.read`` writes that out for
+speed. For every state hypothesis finds (plus each clause's edge):
 
-1. ``fast_path_takes`` equals the rule: for a WARM file exactly, and for any
-   other state the fast path declines (the general path then applies the
-   rule, with its side effects: a COLD file's re-probe count);
+1. ``fast_path_takes`` agrees with the general path's rule, with cache maps
+   and with or without cachestat: for a WARM file exactly, but for one
+   named case the general path serves the same way (``general_path_only``);
+   for any other state the fast path declines (the general path then
+   applies the rule, with its side effects: a COLD file's re-probe count);
 2. ``read()`` takes the fast path exactly when ``fast_path_takes`` says so,
    and its HIT bookkeeping equals ``Policy.record(HIT)`` plus
    ``_read.yield_to_pool``.
