@@ -66,8 +66,7 @@ class BridgeRaw(io.RawIOBase):
         # keeps the answer (an append-mode open seeks to the end: True).
         self._seekable: bool | None = True if self._append else None
         self._pos = pos
-        # The read-ahead window; the
-        # position is always inside it or at its end.
+        # The read-ahead window: the position is always inside it or at its end.
         self._win = Window(pos)
         self._line_end = line_end
         self._universal = universal
