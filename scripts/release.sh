@@ -2,7 +2,8 @@
 # Release artifacts a user installs without a compiler, each one checked:
 #   1. python -m build: the sdist, then the wheel built from that sdist
 #   2. the wheel holds the compiled cffi module (the extension is optional:
-#      a failed compile would otherwise ship a wheel without it, silently)
+#      a failed compile would otherwise ship a wheel without it, silently),
+#      built for the stable ABI its cp310-abi3 tag promises
 #   3. auditwheel repair: the linux_* wheel becomes manylinux_*, with the tag
 #      `auditwheel show` finds for the glibc symbols the module uses
 #   4. twine check on both
@@ -40,13 +41,21 @@ WHEEL=("$WORK"/raw/*-linux_*.whl)
 [ -f "${SDIST[0]}" ] || fail "no sdist in $WORK/raw"
 [ -f "${WHEEL[0]}" ] || fail "no linux wheel in $WORK/raw: $(ls "$WORK/raw")"
 
-step "the wheel holds the compiled module"
-"$TOOLS/python" - "${WHEEL[0]}" <<'EOF' || fail "no aiofastread/_native_cffi*.so in the wheel (did the compile fail? see the build log)"
-import sys, zipfile
-names = zipfile.ZipFile(sys.argv[1]).namelist()
-found = [n for n in names if n.startswith("aiofastread/_native_cffi") and n.endswith(".so")]
+step "the wheel holds the compiled module (stable ABI, as its abi3 tag says)"
+"$TOOLS/python" - "${WHEEL[0]}" <<'EOF' || fail "see above; the build log: $WORK/build.log"
+import os, sys, zipfile
+wheel = sys.argv[1]
+found = [
+    n for n in zipfile.ZipFile(wheel).namelist()
+    if n.startswith("aiofastread/_native_cffi") and n.endswith(".so")
+]
 print("\n".join(found))
-sys.exit(not found)
+if not found:
+    sys.exit("no aiofastread/_native_cffi*.so in the wheel (did the compile fail?)")
+# setup.py tags the wheel cp310-abi3 because cffi builds with Py_LIMITED_API;
+# a module built without it (named *.cpython-3XX-*.so) would break that promise.
+if "-abi3-" in os.path.basename(wheel) and not all(n.endswith(".abi3.so") for n in found):
+    sys.exit("the wheel is tagged abi3 but its module is not built for the stable ABI")
 EOF
 
 step "auditwheel: linux -> manylinux"
