@@ -1,4 +1,4 @@
-"""Numbers and their presentation: the JSON report and the rich tables.
+"""Numbers and their presentation: the JSON report, the rich tables, markdown.
 
 Everything shown is computed once into a plain dict (``variant_report``),
 which is both what ``--json`` writes and what the tables render, so the
@@ -320,6 +320,8 @@ R = TypeVar("R")
 
 @dataclasses.dataclass(frozen=True)
 class Column(Generic[R]):
+    """A table column: its header in each renderer and how a row's cell reads."""
+
     header: str | None  # in the terminal table
     md_header: str | None  # in the markdown table
     cell: Callable[[R], str]
