@@ -29,7 +29,8 @@ T = TypeVar("T")
 
 # Threads for blocking work. Misses on a slow device want queue depth more
 # than CPU; 16 keeps a disk's or network filesystem's queue full while the
-# GIL handoffs stay cheap (bench/pool_workers.py sweeps this on this machine).
+# GIL handoffs stay cheap. A judgement, not a measured optimum: no sweep
+# exists; docs/benchmarks.md runs every engine with 16 threads (--workers).
 DEFAULT_MAX_WORKERS = 16
 
 # Operations submitted and not yet finished. Each holds at most one caller
