@@ -176,7 +176,7 @@ class AsyncBufferedReader:
             and not h.direct_io
             and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
         ):
-            got = _native.read_nowait(h.fd, size, pos)
+            got = _native.backend.read_nowait(h.fd, size, pos)
             if type(got) is bytes and len(got) == size:
                 c = h.inode.counters  # the ratio folds these in lazily
                 hits = c.inline_hits = c.inline_hits + 1

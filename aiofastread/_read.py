@@ -129,11 +129,11 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     """
     st = h.inode
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
-    if decision is Decision.POOL or not _native.CAN_READ_INLINE:
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
         return b"", False
     if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return b"", False
-    return judge_inline(h, offset, size, _native.read_nowait(h.fd, size, offset))
+    return judge_inline(h, offset, size, _native.backend.read_nowait(h.fd, size, offset))
 
 
 def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
@@ -148,7 +148,7 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
         return True
     ahead = lookahead(h) if stream else 0
     length = min(size + 2 * ahead, h.size_hint - offset)
-    cachestat = _native.cachestat
+    cachestat = _native.backend.cachestat
     if cachestat is None or length <= 0:
         # At or past EOF as far as we know: nothing to check, and a NOWAIT
         # read there does no I/O. No cachestat (Linux < 6.5): a warm file
@@ -229,7 +229,7 @@ async def read_at(
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
-    if h.native_reads and _native.NATIVE_POOL and size <= _native_pool.MAX_READ:
+    if h.native_reads and _native.backend.native_pool and size <= _native_pool.MAX_READ:
         # Registered while it may wait for a slot: a close meanwhile must
         # not free the fd number before the C side has its dup.
         h.begin()

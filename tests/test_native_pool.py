@@ -328,7 +328,7 @@ def test_a_forked_child_gets_a_fresh_native_pool(
 
 
 def test_the_native_flag_follows_the_backend(backend: str) -> None:
-    assert (backend == "native") == _native.NATIVE_POOL
+    assert (backend == "native") == _native.backend.native_pool
 
 
 class _NoReaderLoop(asyncio.SelectorEventLoop):
