@@ -229,12 +229,13 @@ async def read_at(
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
-    if h.native_reads and _native.backend.native_pool and size <= _native_pool.MAX_READ:
+    native = h.native_pool
+    if native is not None and _native.backend.native_pool and size <= _native_pool.MAX_READ:
         # Registered while it may wait for a slot: a close meanwhile must
         # not free the fd number before the C side has its dup.
         h.begin()
         try:
-            future = await h.pool.start_native_read(h.fd, size, offset)
+            future = await native.start_read(h.fd, size, offset)
         finally:
             h.end()
         if future is not None:

@@ -37,6 +37,12 @@ def native_in_flight() -> int:
     return _native_pool.counters()[1]
 
 
+def native_pool() -> _native_pool.NativeMissPool:
+    pool = _pool.default_pool().native
+    assert pool is not None
+    return pool
+
+
 def python_submissions() -> int:
     return _pool.default_pool()._submissions
 
@@ -177,7 +183,7 @@ async def test_a_loop_holds_its_eventfd_only_while_reads_are_in_flight(
             data[i * 65536 : (i + 1) * 65536] for i in range(20)
         ]
     assert in_flight_ports == (1 if backend == "native" else 0)
-    assert _native_pool._port_of(asyncio.get_running_loop()) is None
+    assert native_pool().port_of(asyncio.get_running_loop()) is None
     assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
 
 
@@ -198,7 +204,7 @@ async def test_a_cancelled_read_frees_its_job_and_port(
                 await task
             assert native_in_flight() == 1  # still blocked in the server
         await until(lambda: native_in_flight() == 0, "the C thread finished")
-        await until(lambda: _native_pool._port_of(asyncio.get_running_loop()) is None, "closed")
+        await until(lambda: native_pool().port_of(asyncio.get_running_loop()) is None, "closed")
         # The position did not move: the cancelled read took nothing.
         assert await f.tell() == 0
     assert open_fd_count() == fds_before
