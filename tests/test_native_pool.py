@@ -365,3 +365,19 @@ def test_a_loop_without_add_reader_uses_python_threads(
     assert native == 0
     assert python >= 3  # open, the miss, close
     assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
+
+
+async def test_native_reads_give_slots_back_to_their_own_pool(
+    cold: tuple[Path, bytes], native_only: None
+) -> None:
+    # Each pool hands its own limiter to its native pool: building another
+    # (as tests and embedders may) must not take over the default pool's
+    # slot accounting (it did while the C pool called back a module global).
+    other = _pool.MissPool(with_native_pool=True)
+    path, data = cold
+    async with aiofastread.open(path, "rb") as f:
+        base = native_submitted()
+        assert await _read.read_at(f._h, 0, 4096) == data[:4096]
+        assert native_submitted() == base + 1
+    assert _pool.default_pool().statistics().in_flight == 0
+    assert other.statistics().in_flight == 0
