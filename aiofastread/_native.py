@@ -248,16 +248,13 @@ class Backend:
     name: str
     read_nowait: ReadNowait
     cachestat: Cachestat | None
+    can_read_inline: bool  # False for "pool": read_nowait refuses every read
     # Misses read on the native miss pool's C threads: the native backend
     # with the compiled pool, unless configure(native_pool=False).
     native_pool: bool
 
-    @property
-    def can_read_inline(self) -> bool:
-        return self.name != "pool"
 
-
-backend: Backend = Backend("pool", _refuse, None, native_pool=False)
+backend: Backend = Backend("pool", _refuse, None, can_read_inline=False, native_pool=False)
 _native_pool_wanted = True  # configure(native_pool=), kept across use()
 
 
@@ -281,7 +278,13 @@ def use(name: str) -> None:
         read_nowait, cachestat = _py_read_nowait, _make_ctypes_cachestat()
     else:
         read_nowait, cachestat = _refuse, _make_ctypes_cachestat()
-    backend = Backend(name, read_nowait, cachestat, _native_pool_for(name))
+    backend = Backend(
+        name,
+        read_nowait,
+        cachestat,
+        can_read_inline=name != "pool",
+        native_pool=_native_pool_for(name),
+    )
 
 
 def want_native_pool(wanted: bool) -> None:
