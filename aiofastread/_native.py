@@ -240,9 +240,10 @@ class Backend:
     """The selected backend: what the read path calls, read as one object.
 
     Replaced whole (``use``, ``want_native_pool``), never changed in place,
-    so a reader sees one consistent selection. The fast path calls
-    ``backend.read_nowait`` per read (a slot load: no dearer than the module
-    global it replaced, bench/cached.py).
+    so a reader sees one consistent selection. The fast path loads
+    ``backend.read_nowait`` into a local and calls that: a slot load costs
+    ~5 ns more than the module global it replaced, a call straight off the
+    slot ~20 ns (CPython 3.11 does not specialise it).
     """
 
     name: str

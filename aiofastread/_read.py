@@ -133,7 +133,8 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
         return b"", False
     if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return b"", False
-    return judge_inline(h, offset, size, _native.backend.read_nowait(h.fd, size, offset))
+    read_nowait = _native.backend.read_nowait  # a call off a slot is slower (see _file)
+    return judge_inline(h, offset, size, read_nowait(h.fd, size, offset))
 
 
 def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
