@@ -1,0 +1,519 @@
+"""``sendfile``: a file to a socket or transport, never waiting for the disk on the loop.
+
+asyncio's ``loop.sendfile`` (and aiohttp's ``FileResponse`` over it) calls
+``os.sendfile`` on the loop thread: pages not in the page cache are read
+from the disk right there (25-45 ms heartbeat stalls on this VM's fast disk,
+DESIGN.md "Facts"), and one large call holds the loop for as long as it
+copies. Here, the shape of every inline path (docs/design.md):
+
+- A range goes out inline with ``os.sendfile`` only when ``cachestat(2)``
+  (no I/O) reports it resident, and, so that the call meets no readahead
+  mark and no page still under I/O, either the pool has just read exactly
+  that range or the ``lookahead`` after it is resident too (the read core's
+  guard, ``_read._cached``). Each call sends at most ``CHUNK`` bytes, and
+  after ``CHUNK`` bytes sent without suspending the task yields to the loop
+  once (invariant 7).
+- Anything else is brought into the page cache first by a pool thread
+  (``_bring_in``: a blocking positional read into a discarded buffer), then
+  sent inline. Once a transfer needed the pool, its later ranges all go
+  through the pool first: the readahead those reads start leaves pages that
+  ``cachestat`` counts as cached while their I/O is still in flight.
+- Where zero-copy is not possible (a TLS transport, no ``os.sendfile``, no
+  ``cachestat``, a file without a NOWAIT path such as tmpfs or FUSE, the
+  pool backend, ``configure(fast_path=False)``), the file is read through
+  the read core (inline when cached, else the pool) and written.
+
+The socket side waits on the loop (``add_writer``) as asyncio's does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import threading
+from typing import Any, Final, Protocol
+
+from aiofastread import _native, _read
+from aiofastread._file import AsyncBufferedReader
+from aiofastread._handle import FileHandle
+from aiofastread._policy import UNSUPPORTED_ERRNOS, FileState
+from aiofastread._runtime import POLICY
+
+# Largest os.sendfile call on the loop, and the bytes a task sends inline
+# before it yields to the loop once. Warm sendfile over loopback moves 2-5
+# GB/s here, so 1 MiB holds the loop 0.2-0.5 ms (one 256 MiB call held it
+# 49 ms, DESIGN.md); examples/aiohttp_files.py measures the heartbeat and the
+# throughput with it (docs/streams.md).
+CHUNK: Final = 1 << 20
+# What one pool job brings into the page cache: 4 MiB is one thread hop
+# (80-150 us here) per 4 MiB, which keeps the hop under 5% of a cold
+# transfer's time even on the fast disk (~1 GB/s), and is a few readahead
+# windows on most devices (vda: 8 MiB, loop devices 128 KiB).
+WARM_STEP: Final = 4 << 20
+# Reads of the read + write fallback: 256 KiB goes inline when cached (under
+# the policy's INLINE_MAX) and keeps the bytes in flight per transfer small.
+COPY_CHUNK: Final = 256 << 10
+# The discarded-buffer read of _bring_in, per pool thread.
+_SCRATCH: Final = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class SendfileStatistics:
+    """A frozen snapshot of ``sendfile`` counters (``_sendfile.statistics()``).
+
+    calls             sendfile() calls that sent or tried to send
+    bytes_inline      bytes os.sendfile moved on the loop (resident ranges)
+    bytes_brought_in  bytes a pool thread read into the page cache first
+    pool_jobs         pool jobs (bring-in reads, reads of re-evicted ranges)
+    bytes_copied      bytes read through the read core and written (fallback)
+    yields            times a transfer yielded to the loop on its budget
+    """
+
+    calls: int = 0
+    bytes_inline: int = 0
+    bytes_brought_in: int = 0
+    pool_jobs: int = 0
+    bytes_copied: int = 0
+    yields: int = 0
+
+
+class _Counters:
+    __slots__ = (
+        "bytes_brought_in",
+        "bytes_copied",
+        "bytes_inline",
+        "calls",
+        "pool_jobs",
+        "yields",
+    )
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.bytes_inline = 0
+        self.bytes_brought_in = 0
+        self.pool_jobs = 0
+        self.bytes_copied = 0
+        self.yields = 0
+
+
+_counters = _Counters()
+
+
+def statistics() -> SendfileStatistics:
+    return SendfileStatistics(**{n: getattr(_counters, n) for n in _Counters.__slots__})
+
+
+def reset_statistics() -> None:
+    _counters.__init__()  # type: ignore[misc]
+
+
+# -- the output side -----------------------------------------------------------
+
+
+class _Sink(Protocol):
+    """Where the bytes go: a descriptor for os.sendfile (or None: copy only)."""
+
+    fd: int | None
+
+    async def ready(self) -> None:
+        """Before the first os.sendfile: what was written earlier is out."""
+
+    async def writable(self) -> None:
+        """After EAGAIN: wait until the socket takes more."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        """The copy path: write ``data`` with flow control."""
+
+    def close(self) -> None: ...
+
+
+async def _wait_writable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    waiter = loop.create_future()
+    loop.add_writer(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_writer(fd)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+class _SocketSink:
+    """A non-blocking SOCK_STREAM socket, as ``loop.sock_sendfile`` takes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self._loop, self._sock = loop, sock
+        self.fd: int | None = sock.fileno()
+
+    async def ready(self) -> None:
+        pass
+
+    async def writable(self) -> None:
+        assert self.fd is not None
+        await _wait_writable(self._loop, self.fd)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._loop.sock_sendall(self._sock, data)
+
+    def close(self) -> None:
+        pass
+
+
+class _TransportSink:
+    """An asyncio (or uvloop) stream transport over a socket.
+
+    Zero-copy writes go to a dup of the transport's socket, which the loop
+    can watch without touching the transport's own registration (asyncio
+    refuses ``add_writer`` on a descriptor a transport uses). They start once
+    the transport's buffer is empty and check, between calls, that the
+    transport was not closed meanwhile. TLS transports only get the copy.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, transport: Any) -> None:
+        if transport.is_closing():
+            raise RuntimeError("Transport is closing")
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            raise RuntimeError(f"sendfile is not supported for transport {transport!r}")
+        self.type: int = sock.type
+        self._loop, self._transport = loop, transport
+        tls = any(transport.get_extra_info(key) is not None for key in ("sslcontext", "ssl_object"))
+        self._watch = os.dup(sock.fileno())  # no I/O; closed in close()
+        self.fd: int | None = None if tls else self._watch
+
+    def _check_open(self) -> None:
+        if self._transport.is_closing():
+            raise ConnectionResetError("Connection lost")
+
+    async def ready(self) -> None:
+        await self._drain_to(0)
+
+    async def writable(self) -> None:
+        self._check_open()
+        await _wait_writable(self._loop, self._watch)
+        self._check_open()
+
+    async def send_bytes(self, data: bytes) -> None:
+        self._check_open()
+        self._transport.write(data)
+        await self._drain_to(_high_water(self._transport))
+
+    async def _drain_to(self, limit: int) -> None:
+        # The transport flushes its buffer when its socket is writable: wait
+        # for that on our dup, then give the transport its turn.
+        while self._transport.get_write_buffer_size() > limit:
+            await self.writable()
+            await asyncio.sleep(0)
+        self._check_open()
+
+    def close(self) -> None:
+        # A dup of a socket that the transport still holds: closing it
+        # releases a descriptor, it does not close the connection (no I/O).
+        os.close(self._watch)
+
+
+def _high_water(transport: Any) -> int:
+    try:
+        return int(transport.get_write_buffer_limits()[1])
+    except (AttributeError, NotImplementedError):
+        return 64 << 10  # asyncio's default high-water mark
+
+
+def _sink_for(loop: asyncio.AbstractEventLoop, out: object) -> tuple[_Sink, int]:
+    """The sink for ``out`` and its socket type; asyncio's checks, in its order."""
+    if isinstance(out, asyncio.StreamWriter):
+        out = out.transport
+    if isinstance(out, socket.socket):
+        if out.gettimeout() != 0:  # asyncio checks this in debug mode only
+            raise ValueError("the socket must be non-blocking")
+        _check_ssl_socket(out)
+        return _SocketSink(loop, out), out.type
+    if all(hasattr(out, name) for name in ("get_extra_info", "is_closing", "write")):
+        sink = _TransportSink(loop, out)
+        return sink, sink.type
+    raise TypeError(
+        f"out must be a socket, an asyncio transport or a StreamWriter, not {type(out).__name__}"
+    )
+
+
+def _check_ssl_socket(sock: socket.socket) -> None:
+    try:
+        import ssl
+    except ImportError:  # pragma: no cover - CPython without ssl
+        return
+    if isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _check_params(sock_type: int, file: object, offset: object, count: object) -> None:
+    """asyncio's ``_check_sendfile_params``, same messages."""
+    if "b" not in getattr(file, "mode", "b"):
+        raise ValueError("file should be opened in binary mode")
+    if not sock_type == socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(f"count must be a positive integer (got {count!r})")
+        if count <= 0:
+            raise ValueError(f"count must be a positive integer (got {count!r})")
+    if not isinstance(offset, int):
+        raise TypeError(f"offset must be a non-negative integer (got {offset!r})")
+    if offset < 0:
+        raise ValueError(f"offset must be a non-negative integer (got {offset!r})")
+    if not isinstance(file, AsyncBufferedReader):
+        raise TypeError(
+            "file must be a file opened with aiofastread.open(path, 'rb'), "
+            f"not {type(file).__name__}"
+        )
+
+
+# -- the public call -------------------------------------------------------------
+
+
+class _Transfer:
+    __slots__ = ("pos", "sent")
+
+    def __init__(self, offset: int) -> None:
+        self.pos = offset
+        self.sent = 0
+
+    def advance(self, n: int) -> None:
+        self.pos += n
+        self.sent += n
+
+
+async def sendfile(out: Any, file: Any, offset: int = 0, count: int | None = None) -> int:
+    """Send ``file`` to ``out``, waiting for the disk only in pool threads.
+
+    ``out``: a non-blocking ``socket.socket`` (SOCK_STREAM, not TLS), an
+    asyncio or uvloop stream transport (TLS ones too: they get the copy), or
+    an ``asyncio.StreamWriter``. Nothing else may write to it meanwhile.
+    ``file``: a file opened with ``aiofastread.open(path, "rb")`` (not a
+    path: the caller owns the open, its errors and the close). ``offset`` and
+    ``count`` as ``loop.sendfile``: from ``offset``, ``count`` bytes or to
+    EOF when None; same checks, same exceptions.
+
+    Returns the number of bytes sent. As ``loop.sendfile``, the file
+    position is left at ``offset`` + bytes sent, on return and on error or
+    cancellation alike, and is untouched when nothing was sent.
+    """
+    loop = asyncio.get_running_loop()
+    sink, sock_type = _sink_for(loop, out)
+    try:
+        _check_params(sock_type, file, offset, count)
+        reader: AsyncBufferedReader = file
+        async with reader._lock:  # one user of the position at a time
+            reader._check_open("I/O operation on closed file")
+            _counters.calls += 1
+            end = None if count is None else offset + count
+            transfer = _Transfer(offset)
+            try:
+                if sink.fd is not None and _zero_copy_possible(reader._h):
+                    await _send_zero_copy(sink, sink.fd, reader._h, transfer, end)
+                else:
+                    await _send_copies(sink, reader._h, transfer, end)
+            finally:
+                if transfer.sent:
+                    reader._seek_to(offset + transfer.sent)
+            return transfer.sent
+    finally:
+        sink.close()
+
+
+def _zero_copy_possible(h: FileHandle) -> bool:
+    return (
+        hasattr(os, "sendfile")
+        and _native.cachestat is not None
+        and _native.CAN_READ_INLINE
+        and POLICY.enabled
+        and not h.direct_io
+        and h.inode.state is not FileState.UNSUPPORTED
+    )
+
+
+# -- zero-copy -----------------------------------------------------------------
+
+
+class _Residency:
+    """Which ranges of one transfer may go to os.sendfile on the loop."""
+
+    def __init__(self, h: FileHandle) -> None:
+        self._h = h
+        self._cachestat = _native.cachestat
+        self._lookahead = _read.lookahead(h)
+        self.ok_to = 0  # guard checked: ranges ending here go inline
+        self.pooled = False  # the pool has read for this transfer: trust only its reads
+        self.checked_nowait = h.inode.state is FileState.WARM
+
+    def resident(self, offset: int, length: int) -> bool | None:
+        """cachestat: the whole range cached; None if refused."""
+        assert self._cachestat is not None
+        if length <= 0:
+            return True
+        answer = self._cachestat(self._h.fd, offset, length)
+        if isinstance(answer, int):
+            return None
+        return answer[0] >= answer[1]
+
+    def guard(self, offset: int, size: int, file_size: int) -> bool | None:
+        """Whether [offset, offset+size) may go out inline without the pool."""
+        if self.pooled:
+            return False
+        if offset + size <= self.ok_to:
+            return self.resident(offset, size)
+        # As _read._cached: the range and two lookaheads after it.
+        length = min(size + 2 * self._lookahead, file_size - offset)
+        answer = self.resident(offset, length)
+        if answer:
+            end = offset + length
+            self.ok_to = end - self._lookahead if end < file_size else end
+        return answer
+
+    def nowait_path(self, offset: int) -> bool:
+        """Whether this file has a NOWAIT path (not tmpfs, FUSE, ...): a
+        one-byte NOWAIT read of a resident page answers at once."""
+        if self.checked_nowait:
+            return True
+        got = _native.read_nowait(self._h.fd, 1, offset)
+        if isinstance(got, int) and -got in UNSUPPORTED_ERRNOS:
+            return False
+        self.checked_nowait = True
+        return True
+
+
+async def _send_zero_copy(
+    sink: _Sink, out_fd: int, h: FileHandle, t: _Transfer, end: int | None
+) -> None:
+    await sink.ready()
+    residency = _Residency(h)
+    file_size = h.size_hint
+    warmed_to = -1  # the pool has just read [.., warmed_to)
+    budget = CHUNK
+    while True:
+        want = CHUNK if end is None else min(CHUNK, end - t.pos)
+        if want <= 0:
+            return
+        _check_open(h)  # closed meanwhile: its fd may be another file's now
+        pos = t.pos
+        size = min(want, file_size - pos)
+        if pos < warmed_to:
+            size = min(size, warmed_to - pos)  # the rest of what the pool read
+        if size > 0 and pos + size <= warmed_to:
+            inline = residency.resident(pos, size)
+        elif size > 0:
+            inline = residency.guard(pos, size, file_size)
+        else:
+            inline = False  # at or past the size we know: the pool looks
+        if inline is None or (inline and not residency.nowait_path(pos)):
+            # cachestat refused, or no NOWAIT path (tmpfs, FUSE): copy the rest.
+            await _send_copies(sink, h, t, end)
+            return
+        if not inline:
+            if pos + size <= warmed_to:
+                # Evicted between the pool's read and now (memory pressure):
+                # send the bytes the pool reads instead of trying again.
+                data = await _pool_read(h, pos, size)
+                if not data:
+                    return
+                await sink.send_bytes(data)
+                t.advance(len(data))
+                continue
+            step = WARM_STEP if end is None else min(WARM_STEP, end - pos)
+            residency.pooled = True
+            file_size = await _pool_bring_in(h, pos, step)
+            if pos >= file_size:
+                return  # EOF
+            warmed_to = min(pos + step, file_size)
+            continue
+        try:
+            sent = os.sendfile(out_fd, h.fd, pos, size)
+        except (BlockingIOError, InterruptedError):
+            await sink.writable()
+            budget = CHUNK
+            continue
+        if sent == 0:
+            return  # EOF: the file shrank
+        t.advance(sent)
+        _counters.bytes_inline += sent
+        budget -= sent
+        if budget <= 0:
+            _counters.yields += 1
+            await asyncio.sleep(0)
+            budget = CHUNK
+
+
+def _check_open(h: FileHandle) -> None:
+    if h.closing:
+        raise ValueError("I/O operation on closed file")
+
+
+class _Scratch(threading.local):
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(_SCRATCH))
+
+
+_scratch = _Scratch()
+
+
+def _bring_in(fd: int, offset: int, length: int) -> tuple[int, int]:
+    """Blocking (pool): read [offset, offset+length) into the page cache.
+
+    WILLNEED first lets the kernel submit the whole range at once; the
+    reads then wait for it, so when this returns the pages are up to date
+    and the readahead marks among them consumed. Returns (bytes read, file
+    size)."""
+    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+    view = _scratch.view
+    pos, stop = offset, offset + length
+    while pos < stop:
+        n = os.preadv(fd, [view[: min(_SCRATCH, stop - pos)]], pos)
+        if n == 0:
+            break
+        pos += n
+    return pos - offset, os.fstat(fd).st_size
+
+
+async def _pool_bring_in(h: FileHandle, offset: int, length: int) -> int:
+    """Bring a range in with a pool thread; returns the file size."""
+    _counters.pool_jobs += 1
+    result: tuple[int, int] = await h.run(_bring_in, h.fd, offset, length)  # type: ignore[assignment]
+    read, size = result
+    _counters.bytes_brought_in += read
+    if size > h.size_hint:
+        h.size_hint = size
+    return size
+
+
+async def _pool_read(h: FileHandle, offset: int, size: int) -> bytes:
+    _counters.pool_jobs += 1
+    data: bytes = await h.run(_read.pread_full, h.fd, size, offset)  # type: ignore[assignment]
+    return data
+
+
+# -- read + write ----------------------------------------------------------------
+
+
+async def _send_copies(sink: _Sink, h: FileHandle, t: _Transfer, end: int | None) -> None:
+    """Read through the read core (inline when cached) and write."""
+    budget = CHUNK
+    while True:
+        want = COPY_CHUNK if end is None else min(COPY_CHUNK, end - t.pos)
+        if want <= 0:
+            return
+        _check_open(h)
+        data = await _read.read_at(h, t.pos, want)
+        if not data:
+            return
+        await sink.send_bytes(data)
+        t.advance(len(data))
+        _counters.bytes_copied += len(data)
+        budget -= len(data)
+        if budget <= 0:
+            _counters.yields += 1
+            await asyncio.sleep(0)
+            budget = CHUNK
