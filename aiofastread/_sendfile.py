@@ -29,15 +29,17 @@ The socket side waits on the loop (``add_writer``) as asyncio's does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any, Final, Protocol
 
-from aiofastread import _native, _read
+from aiofastread import _native, _pool, _read
 from aiofastread._file import AsyncBufferedReader
-from aiofastread._handle import FileHandle
+from aiofastread._handle import FileHandle, is_direct_io
 from aiofastread._policy import UNSUPPORTED_ERRNOS, FileState
 from aiofastread._runtime import POLICY
 
@@ -212,9 +214,14 @@ class _TransportSink:
         self._check_open()
 
     def close(self) -> None:
-        # A dup of a socket that the transport still holds: closing it
-        # releases a descriptor, it does not close the connection (no I/O).
-        os.close(self._watch)
+        _close_dup(self._watch)
+
+
+def _close_dup(fd: int) -> None:
+    """Close our dup of a socket its transport still holds: that releases a
+    descriptor and never the connection, so it does no I/O (conftest allows
+    os.close here)."""
+    os.close(fd)
 
 
 def _high_water(transport: Any) -> int:
@@ -336,6 +343,32 @@ def _zero_copy_possible(h: FileHandle) -> bool:
     )
 
 
+@contextlib.contextmanager
+def borrowed_reader(fd: int, st: os.stat_result, name: object) -> Iterator[AsyncBufferedReader]:
+    """An ``AsyncBufferedReader`` over a dup of someone else's open ``fd``.
+
+    For code that opened the file itself (aiohttp's ``FileResponse``) and
+    closes it when it likes: the reader works on its own descriptor, closed
+    after the last pool job that uses it (invariant 3), so the owner's close
+    can never race a pool thread still reading. ``st`` is the fd's stat.
+    """
+    import io
+
+    raw = io.FileIO(os.dup(fd), "rb")  # dup and FileIO's fstat: no I/O
+    handle = FileHandle(
+        raw,
+        POLICY.state_for(st.st_dev, st.st_ino),
+        size=st.st_size,
+        direct_io=is_direct_io(raw.fileno()),
+        pool=_pool.default_pool(),
+        executor=None,
+    )
+    try:
+        yield AsyncBufferedReader(handle, name=name, mode="rb")
+    finally:
+        handle.start_close()  # in the pool, once no job uses it
+
+
 # -- zero-copy -----------------------------------------------------------------
 
 
@@ -431,7 +464,7 @@ async def _send_zero_copy(
             warmed_to = min(pos + step, file_size)
             continue
         try:
-            sent = os.sendfile(out_fd, h.fd, pos, size)
+            sent = _send_resident(out_fd, h.fd, pos, size)
         except (BlockingIOError, InterruptedError):
             await sink.writable()
             budget = CHUNK
@@ -445,6 +478,12 @@ async def _send_zero_copy(
             _counters.yields += 1
             await asyncio.sleep(0)
             budget = CHUNK
+
+
+def _send_resident(out_fd: int, in_fd: int, offset: int, size: int) -> int:
+    """os.sendfile of a range found resident (and past its readahead marks):
+    the one call of it on the loop (tests/conftest.py allows it here)."""
+    return os.sendfile(out_fd, in_fd, offset, size)
 
 
 def _check_open(h: FileHandle) -> None:
