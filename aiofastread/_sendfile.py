@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import mmap
 import os
 import socket
 import threading
@@ -57,8 +58,6 @@ WARM_STEP: Final = 4 << 20
 # Reads of the read + write fallback: 256 KiB goes inline when cached (under
 # the policy's INLINE_MAX) and keeps the bytes in flight per transfer small.
 COPY_CHUNK: Final = 256 << 10
-# The discarded-buffer read of _bring_in, per pool thread.
-_SCRATCH: Final = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,60 +423,103 @@ async def _send_zero_copy(
 ) -> None:
     await sink.ready()
     residency = _Residency(h)
+    reads = _PoolReads(h, end)
     file_size = h.size_hint
     warmed_to = -1  # the pool has just read [.., warmed_to)
     budget = CHUNK
-    while True:
-        want = CHUNK if end is None else min(CHUNK, end - t.pos)
-        if want <= 0:
-            return
-        _check_open(h)  # closed meanwhile: its fd may be another file's now
-        pos = t.pos
-        size = min(want, file_size - pos)
-        if pos < warmed_to:
-            size = min(size, warmed_to - pos)  # the rest of what the pool read
-        if size > 0 and pos + size <= warmed_to:
-            inline = residency.resident(pos, size)
-        elif size > 0:
-            inline = residency.guard(pos, size, file_size)
-        else:
-            inline = False  # at or past the size we know: the pool looks
-        if inline is None or (inline and not residency.nowait_path(pos)):
-            # cachestat refused, or no NOWAIT path (tmpfs, FUSE): copy the rest.
-            await _send_copies(sink, h, t, end)
-            return
-        if not inline:
-            if pos + size <= warmed_to:
-                # Evicted between the pool's read and now (memory pressure):
-                # send the bytes the pool reads instead of trying again.
-                data = await _pool_read(h, pos, size)
-                if not data:
-                    return
-                await sink.send_bytes(data)
-                t.advance(len(data))
+    try:
+        while True:
+            want = CHUNK if end is None else min(CHUNK, end - t.pos)
+            if want <= 0:
+                return
+            _check_open(h)  # closed meanwhile: its fd may be another file's now
+            pos = t.pos
+            size = min(want, file_size - pos)
+            if pos < warmed_to:
+                size = min(size, warmed_to - pos)  # the rest of what the pool read
+            if size > 0 and pos + size <= warmed_to:
+                inline = residency.resident(pos, size)
+            elif size > 0:
+                inline = residency.guard(pos, size, file_size)
+            else:
+                inline = False  # at or past the size we know: the pool looks
+            if inline is None or (inline and not residency.nowait_path(pos)):
+                # cachestat refused, or no NOWAIT path (tmpfs, FUSE): copy the rest.
+                await _send_copies(sink, h, t, end)
+                return
+            if not inline:
+                if pos + size <= warmed_to:
+                    # Evicted between the pool's read and now (memory pressure):
+                    # send the bytes the pool reads instead of trying again.
+                    data = await _pool_read(h, pos, size)
+                    if not data:
+                        return
+                    await sink.send_bytes(data)
+                    t.advance(len(data))
+                    continue
+                residency.pooled = True
+                warmed_to, file_size = await reads.bring_in(pos, file_size)
+                if pos >= file_size:
+                    return  # EOF
                 continue
-            step = WARM_STEP if end is None else min(WARM_STEP, end - pos)
-            residency.pooled = True
-            file_size = await _pool_bring_in(h, pos, step)
-            if pos >= file_size:
-                return  # EOF
-            warmed_to = min(pos + step, file_size)
-            continue
-        try:
-            sent = _send_resident(out_fd, h.fd, pos, size)
-        except (BlockingIOError, InterruptedError):
-            await sink.writable()
-            budget = CHUNK
-            continue
-        if sent == 0:
-            return  # EOF: the file shrank
-        t.advance(sent)
-        _counters.bytes_inline += sent
-        budget -= sent
-        if budget <= 0:
-            _counters.yields += 1
-            await asyncio.sleep(0)
-            budget = CHUNK
+            try:
+                sent = _send_resident(out_fd, h.fd, pos, size)
+            except (BlockingIOError, InterruptedError):
+                await sink.writable()
+                budget = CHUNK
+                continue
+            if sent == 0:
+                return  # EOF: the file shrank
+            t.advance(sent)
+            _counters.bytes_inline += sent
+            budget -= sent
+            if budget <= 0:
+                _counters.yields += 1
+                await asyncio.sleep(0)
+                budget = CHUNK
+    finally:
+        reads.drop()
+
+
+class _PoolReads:
+    """The pool jobs of one transfer: the range the sender waits for, and
+    the next one, started at the same time, so the disk works while the
+    loop sends (without it a cold transfer alternated the two: half the
+    throughput of aiohttp's on the fast disk, docs/streams.md)."""
+
+    def __init__(self, h: FileHandle, end: int | None) -> None:
+        self._h, self._end = h, end
+        self._next: tuple[int, int, asyncio.Future[int]] | None = None
+
+    def _start(self, pos: int) -> tuple[int, int, asyncio.Future[int]]:
+        step = WARM_STEP if self._end is None else min(WARM_STEP, self._end - pos)
+        return pos, step, asyncio.ensure_future(_pool_bring_in(self._h, pos, step))
+
+    async def bring_in(self, pos: int, file_size: int) -> tuple[int, int]:
+        """Read [pos, pos + step) in; returns (its end, the file size)."""
+        if self._next is not None and self._next[0] == pos:
+            job, self._next = self._next, None
+        else:
+            self.drop()
+            job = self._start(pos)
+        _, step, future = job
+        following = pos + step
+        if following < file_size and (self._end is None or following < self._end):
+            self._next = self._start(following)
+        size = await future
+        return min(pos + step, size), size
+
+    def drop(self) -> None:
+        """Forget the read ahead (its pool job finishes; the fd outlives it)."""
+        if self._next is None:
+            return
+        future = self._next[2]
+        self._next = None
+        if future.done():
+            if not future.cancelled():
+                future.exception()  # retrieved: an error of a read we no longer need
+        else:
+            future.cancel()
 
 
 def _send_resident(out_fd: int, in_fd: int, offset: int, size: int) -> int:
@@ -491,41 +533,53 @@ def _check_open(h: FileHandle) -> None:
         raise ValueError("I/O operation on closed file")
 
 
-class _Scratch(threading.local):
-    def __init__(self) -> None:
-        self.view = memoryview(bytearray(_SCRATCH))
+def _discard_buffer() -> memoryview:
+    """Where pool threads read what only has to land in the page cache: one
+    buffer for all of them (what it holds is never looked at, so concurrent
+    reads may overwrite each other), anonymous memory made on first use."""
+    global _discard
+    if _discard is None:
+        with _discard_lock:
+            if _discard is None:
+                _discard = memoryview(mmap.mmap(-1, WARM_STEP))
+    return _discard
 
 
-_scratch = _Scratch()
+_discard: memoryview | None = None
+_discard_lock = threading.Lock()
 
 
-def _bring_in(fd: int, offset: int, length: int) -> tuple[int, int]:
+def _bring_in(fd: int, offset: int, length: int) -> int:
     """Blocking (pool): read [offset, offset+length) into the page cache.
 
-    WILLNEED first lets the kernel submit the whole range at once; the
-    reads then wait for it, so when this returns the pages are up to date
-    and the readahead marks among them consumed. Returns (bytes read, file
-    size)."""
-    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
-    view = _scratch.view
-    pos, stop = offset, offset + length
-    while pos < stop:
-        n = os.preadv(fd, [view[: min(_SCRATCH, stop - pos)]], pos)
+    One preadv for the whole range: each syscall costs the thread a GIL
+    round trip, and every one can make the loop wait up to the 5 ms switch
+    interval (DESIGN.md); four 1 MiB reads plus a fadvise and an fstat per
+    job made 10-24 ms heartbeat stalls here. When it returns the pages are
+    up to date and the readahead marks among them consumed. Returns the
+    bytes read: fewer than ``length`` only at EOF."""
+    view = _discard_buffer()[:length]
+    done = 0
+    while done < length:
+        n = os.preadv(fd, [view[done:]], offset + done)
         if n == 0:
             break
-        pos += n
-    return pos - offset, os.fstat(fd).st_size
+        done += n
+    return done
 
 
 async def _pool_bring_in(h: FileHandle, offset: int, length: int) -> int:
-    """Bring a range in with a pool thread; returns the file size."""
+    """Bring a range in with a pool thread; returns the file size as far as
+    that read tells (exact when it reached EOF)."""
     _counters.pool_jobs += 1
-    result: tuple[int, int] = await h.run(_bring_in, h.fd, offset, length)  # type: ignore[assignment]
-    read, size = result
+    read: int = await h.run(_bring_in, h.fd, offset, length)  # type: ignore[assignment]
     _counters.bytes_brought_in += read
-    if size > h.size_hint:
-        h.size_hint = size
-    return size
+    if read < length:
+        return offset + read  # EOF
+    end = offset + read
+    if end > h.size_hint:
+        h.size_hint = end
+    return max(h.size_hint, end)
 
 
 async def _pool_read(h: FileHandle, offset: int, size: int) -> bytes:
