@@ -387,3 +387,66 @@ async def test_cancelled_mid_transfer_leaks_nothing(
             writer.close()
             with contextlib.suppress(ConnectionError):  # copies left in its buffer
                 await writer.wait_closed()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate (openssl CLI) for loopback TLS."""
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1"
+    command += " -days 1 -nodes -subj /CN=localhost"
+    subprocess.run(
+        [*command.split(), "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_transport_gets_the_copy(data_dir: Path, tls_files: tuple[Path, Path]) -> None:
+    """TLS: no os.sendfile (the bytes must be encrypted), read + write
+    through the transport, with flow control (the client reads slowly)."""
+    import ssl
+
+    cert, key = tls_files
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client_ctx.check_hostname = False
+    client_ctx.verify_mode = ssl.CERT_NONE
+    path = data_dir / "tls.bin"
+    data = make_file(path, SIZE)
+    warm(path)
+    sent: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with aiofastread.open(path, "rb") as f:
+            sent.append(await aiofastread.sendfile(writer, f, 3))
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+        got = bytearray()
+        while chunk := await reader.read(64 << 10):
+            got += chunk
+            await asyncio.sleep(0)
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert sent == [SIZE - 3]
+    assert bytes(got) == data[3:]
+    stats = _sendfile.statistics()
+    assert (stats.bytes_copied, stats.bytes_inline) == (SIZE - 3, 0)
