@@ -426,6 +426,7 @@ async def _send_zero_copy(
     reads = _PoolReads(h, end)
     file_size = h.size_hint
     warmed_to = -1  # the pool has just read [.., warmed_to)
+    verified_to = -1  # ... and cachestat found [.., verified_to) resident after
     budget = CHUNK
     try:
         while True:
@@ -437,8 +438,16 @@ async def _send_zero_copy(
             size = min(want, file_size - pos)
             if pos < warmed_to:
                 size = min(size, warmed_to - pos)  # the rest of what the pool read
-            if size > 0 and pos + size <= warmed_to:
-                inline = residency.resident(pos, size)
+            inline: bool | None
+            if size > 0 and pos + size <= verified_to:
+                inline = True  # the pool read it, and cachestat saw it all since
+            elif size > 0 and pos + size <= warmed_to:
+                # Checked once for all the pool read: every cachestat on the
+                # loop releases the GIL, and getting it back can wait for a
+                # pool thread (5-11 ms seen on this loaded VM).
+                inline = residency.resident(pos, warmed_to - pos)
+                if inline:
+                    verified_to = warmed_to
             elif size > 0:
                 inline = residency.guard(pos, size, file_size)
             else:
@@ -478,7 +487,7 @@ async def _send_zero_copy(
                 await asyncio.sleep(0)
                 budget = CHUNK
     finally:
-        reads.drop()
+        reads.close()
 
 
 class _PoolReads:
@@ -490,10 +499,13 @@ class _PoolReads:
     def __init__(self, h: FileHandle, end: int | None) -> None:
         self._h, self._end = h, end
         self._next: tuple[int, int, asyncio.Future[int]] | None = None
+        self._random = False  # POSIX_FADV_RANDOM set on the fd's description
 
     def _start(self, pos: int) -> tuple[int, int, asyncio.Future[int]]:
         step = WARM_STEP if self._end is None else min(WARM_STEP, self._end - pos)
-        return pos, step, asyncio.ensure_future(_pool_bring_in(self._h, pos, step))
+        first, self._random = not self._random, True
+        job = _pool_bring_in(self._h, pos, step, first=first)
+        return pos, step, asyncio.ensure_future(job)
 
     async def bring_in(self, pos: int, file_size: int) -> tuple[int, int]:
         """Read [pos, pos + step) in; returns (its end, the file size)."""
@@ -508,6 +520,15 @@ class _PoolReads:
             self._next = self._start(following)
         size = await future
         return min(pos + step, size), size
+
+    def close(self) -> None:
+        """Drop the read ahead; give the fd its readahead back (in the pool)."""
+        self.drop()
+        if self._random:
+            self._random = False
+            h = self._h
+            h.begin()
+            h.pool.submit_detached(_advise_normal, h)
 
     def drop(self) -> None:
         """Forget the read ahead (its pool job finishes; the fd outlives it)."""
@@ -549,7 +570,15 @@ _discard: memoryview | None = None
 _discard_lock = threading.Lock()
 
 
-def _bring_in(fd: int, offset: int, length: int) -> int:
+def _advise_normal(h: FileHandle) -> None:
+    """Blocking (pool): undo _bring_in's POSIX_FADV_RANDOM."""
+    try:
+        os.posix_fadvise(h.fd, 0, 0, os.POSIX_FADV_NORMAL)
+    finally:
+        h.end()
+
+
+def _bring_in(fd: int, offset: int, length: int, first: bool) -> int:
     """Blocking (pool): read [offset, offset+length) into the page cache.
 
     One preadv for the whole range: each syscall costs the thread a GIL
@@ -557,7 +586,16 @@ def _bring_in(fd: int, offset: int, length: int) -> int:
     interval (DESIGN.md); four 1 MiB reads plus a fadvise and an fstat per
     job made 10-24 ms heartbeat stalls here. When it returns the pages are
     up to date and the readahead marks among them consumed. Returns the
-    bytes read: fewer than ``length`` only at EOF."""
+    bytes read: fewer than ``length`` only at EOF.
+
+    The first job of a transfer sets POSIX_FADV_RANDOM on the descriptor
+    (undone at its end): the kernel's own readahead, started by these reads,
+    left readahead marks and pages under I/O that os.sendfile then met on
+    the loop thread (4-15 ms sleeps inside the call, not waiting for a CPU
+    nor the GIL, on the 300-IOPS device; gone with RANDOM). Our reads ahead
+    (``_PoolReads``) replace it."""
+    if first:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
     view = _discard_buffer()[:length]
     done = 0
     while done < length:
@@ -568,11 +606,11 @@ def _bring_in(fd: int, offset: int, length: int) -> int:
     return done
 
 
-async def _pool_bring_in(h: FileHandle, offset: int, length: int) -> int:
+async def _pool_bring_in(h: FileHandle, offset: int, length: int, *, first: bool) -> int:
     """Bring a range in with a pool thread; returns the file size as far as
     that read tells (exact when it reached EOF)."""
     _counters.pool_jobs += 1
-    read: int = await h.run(_bring_in, h.fd, offset, length)  # type: ignore[assignment]
+    read: int = await h.run(_bring_in, h.fd, offset, length, first)  # type: ignore[assignment]
     _counters.bytes_brought_in += read
     if read < length:
         return offset + read  # EOF

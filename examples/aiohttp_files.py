@@ -138,11 +138,20 @@ def serve(root: Path, port: int) -> None:
 
 
 def evict(path: Path) -> None:
+    """Drop the file's pages; checked with cachestat where there is one."""
+    from aiofastread import _native
+
+    cachestat = _native.cachestat
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-        for _ in range(5):  # DONTNEED skips pages in other CPUs' LRU batches
+        for _ in range(50):  # DONTNEED skips pages in other CPUs' LRU batches
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            answer = cachestat(fd, 0, os.fstat(fd).st_size) if cachestat else None
+            if not isinstance(answer, tuple) or answer[0] == 0:
+                return
+            time.sleep(0.01)  # let other CPUs' LRU batches drain
+        raise SystemExit(f"could not evict {path}: {answer[0]} pages stay cached")
     finally:
         os.close(fd)
 
@@ -256,6 +265,8 @@ def bench(args: argparse.Namespace) -> None:
 
             dev = stack.enter_context(SlowDevice(args.slow_device, args.size << 20, args.dir))
             assert dev.mount_point is not None
+            cal = dev.verify()  # refuses a throttle that has no effect
+            print(f"slow device: {cal.iops:.0f} IOPS measured ({args.slow_device} asked)")
             root = dev.mount_point
             join, leave = dev.join, dev.leave
         else:
