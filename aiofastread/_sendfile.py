@@ -397,7 +397,11 @@ class _Residency:
         if self.pooled:
             return False
         if offset + size <= self.ok_to:
-            return self.resident(offset, size)
+            # Seen resident at most one lookahead of sending ago (milliseconds):
+            # no cachestat per call, as the read core trusts ahead_ok_to. Each
+            # call on the loop releases the GIL, and under load getting it
+            # back can take milliseconds (docs/streams.md).
+            return True
         # As _read._cached: the range and two lookaheads after it.
         length = min(size + 2 * self._lookahead, file_size - offset)
         answer = self.resident(offset, length)
