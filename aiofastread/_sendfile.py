@@ -15,8 +15,10 @@ copies. Here, the shape of every inline path (docs/design.md):
   once (invariant 7).
 - Anything else is brought into the page cache first by a pool thread
   (``_bring_in``: a blocking positional read into a discarded buffer), then
-  sent inline. Once a transfer needed the pool, its later ranges all go
-  through the pool first: the readahead those reads start leaves pages that
+  sent inline, while the next range is read (``_PoolReads``). Once a
+  transfer needed the pool, its later ranges all go through the pool first,
+  with the kernel's readahead off for the descriptor meanwhile
+  (POSIX_FADV_RANDOM): that readahead leaves marks, and pages that
   ``cachestat`` counts as cached while their I/O is still in flight.
 - Where zero-copy is not possible (a TLS transport, no ``os.sendfile``, no
   ``cachestat``, a file without a NOWAIT path such as tmpfs or FUSE, the
@@ -528,9 +530,9 @@ class _PoolReads:
     def close(self) -> None:
         """Drop the read ahead; give the fd its readahead back (in the pool)."""
         self.drop()
-        if self._random:
+        h = self._h
+        if self._random and not h.closing:  # closing: the fd goes, and its mode
             self._random = False
-            h = self._h
             h.begin()
             h.pool.submit_detached(_advise_normal, h)
 
