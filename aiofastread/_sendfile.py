@@ -336,8 +336,8 @@ async def sendfile(out: Any, file: Any, offset: int = 0, count: int | None = Non
 def _zero_copy_possible(h: FileHandle) -> bool:
     return (
         hasattr(os, "sendfile")
-        and _native.cachestat is not None
-        and _native.CAN_READ_INLINE
+        and _native.backend.cachestat is not None
+        and _native.backend.can_read_inline
         and POLICY.enabled
         and not h.direct_io
         and h.inode.state is not FileState.UNSUPPORTED
@@ -378,7 +378,7 @@ class _Residency:
 
     def __init__(self, h: FileHandle) -> None:
         self._h = h
-        self._cachestat = _native.cachestat
+        self._cachestat = _native.backend.cachestat
         self._lookahead = _read.lookahead(h)
         self.ok_to = 0  # guard checked: ranges ending here go inline
         self.pooled = False  # the pool has read for this transfer: trust only its reads
@@ -417,7 +417,7 @@ class _Residency:
         one-byte NOWAIT read of a resident page answers at once."""
         if self.checked_nowait:
             return True
-        got = _native.read_nowait(self._h.fd, 1, offset)
+        got = _native.backend.read_nowait(self._h.fd, 1, offset)
         if isinstance(got, int) and -got in UNSUPPORTED_ERRNOS:
             return False
         self.checked_nowait = True

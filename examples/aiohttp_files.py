@@ -152,7 +152,7 @@ def evict(path: Path) -> None:
     ~3 s; pages that stay are reported, not hidden."""
     from aiofastread import _native
 
-    cachestat = _native.cachestat
+    cachestat = _native.backend.cachestat
     left = 0
     for _ in range(300):
         fd = os.open(path, os.O_RDONLY)

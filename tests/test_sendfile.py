@@ -45,10 +45,10 @@ def resident_only(monkeypatch: pytest.MonkeyPatch) -> SendfileCalls:
     record = SendfileCalls()
 
     def checked(out_fd: int, in_fd: int, offset: int, count: int) -> int:
-        assert _native.cachestat is not None
+        assert _native.backend.cachestat is not None
         length = min(count, record.file_size - offset)
         if length > 0:
-            answer = _native.cachestat(in_fd, offset, length)
+            answer = _native.backend.cachestat(in_fd, offset, length)
             assert not isinstance(answer, int)
             assert answer[0] == answer[1], f"os.sendfile of a range not resident: {answer}"
         record.calls.append((offset, count))
