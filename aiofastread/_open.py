@@ -23,6 +23,7 @@ from aiofastread._file import AsyncBufferedReader
 from aiofastread._handle import FileHandle, is_direct_io
 from aiofastread._read import learn_readahead
 from aiofastread._runtime import POLICY
+from aiofastread._writer import is_plain_binary_write, open_writer
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -346,6 +347,14 @@ def make_async(
         )
         reader._pos = opened.pos  # an inherited fd may not be at offset 0
         return reader
+    if is_plain_binary_write(mode, buffering) and type(opened.obj) is io.BufferedWriter:
+        raw = cast(io.FileIO, opened.obj.detach())
+        handle = FileHandle(
+            raw, inode, size=opened.size, direct_io=opened.direct_io, pool=pool, executor=executor
+        )
+        return open_writer(
+            raw, handle, buffering=buffering, pos=opened.pos, loop=loop, executor=executor
+        )
     from aiofastread._bridge import wrap_opened  # the CPython-io layer over our raw
 
     return wrap_opened(
