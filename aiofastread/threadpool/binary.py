@@ -202,6 +202,10 @@ def _register_handwritten_reader() -> None:
     from aiofastread._file import AsyncBufferedReader as HandWritten
 
     AsyncBufferedReader.register(HandWritten)
+    # and "wb"/"ab"/"xb" the hand-written writer (aiofastread._writer).
+    from aiofastread._writer import AsyncBufferedWriter
+
+    AsyncBufferedIOBase.register(AsyncBufferedWriter)
 
 
 _register_handwritten_reader()
