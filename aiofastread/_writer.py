@@ -117,7 +117,10 @@ class AsyncBufferedWriter:
         self._pos = pos  # file offset of _buf[0] (for O_APPEND: the fd's offset)
         self._append = "a" in mode
         self._lock = _FileLock()
-        self._usable = True  # not closed, not detached: the fast path's one check
+        self._usable = True  # not closed, not detached
+        # The fast path's one check: how full the buffer may get by a write
+        # that just appends; -1 while closed, detached or mid-operation.
+        self._limit = buffer_size
         self._closed = False
         self._detached = False
 
@@ -169,6 +172,7 @@ class AsyncBufferedWriter:
         os.lseek(self._h.fd, self._pos, os.SEEK_SET)  # no I/O: sets the offset
         self._detached = True
         self._usable = False
+        self._limit = -1
         self._h.closing = True
         return self._h.raw
 
@@ -179,18 +183,17 @@ class AsyncBufferedWriter:
 
     async def write(self, data: Any) -> int:
         # The fast path, written out: bytes that fit, nobody mid-operation.
-        if type(data) is bytes:
-            n = len(data)
-            buf = self._buf
-            if n <= self._size - self._dead - len(buf) and self._usable and not self._lock._locked:
-                buf += data
-                return n
+        buf = self._buf
+        if type(data) is bytes and len(data) + len(buf) <= self._limit:
+            buf += data
+            return len(data)
         return await self._write(data)
 
     async def _write(self, data: Any) -> int:
         view = bytes_view(data)
         self._check_attached()
-        async with self._lock:
+        await self._acquire()
+        try:
             if self._closed:
                 raise ValueError("write to closed file")
             n = len(view)
@@ -201,6 +204,8 @@ class AsyncBufferedWriter:
             # worth is left, then buffer the rest; all in one hop here.
             await self._write_out(view)
             return n
+        finally:
+            self._release()
 
     async def writelines(self, lines: Iterable[Any]) -> None:
         # IOBase.writelines: closed check, then write() for each item.
@@ -212,10 +217,14 @@ class AsyncBufferedWriter:
         self._check_open("flush of closed file")
         if not self._buf and not self._lock._locked:
             self._dead = 0
+            self._limit = self._size
             return
-        async with self._lock:
+        await self._acquire()
+        try:
             self._check_open("flush of closed file")
             await self._flush_locked()
+        finally:
+            self._release()
 
     async def _flush_locked(self) -> None:
         if self._buf:
@@ -224,13 +233,16 @@ class AsyncBufferedWriter:
 
     async def truncate(self, size: int | None = None) -> int:
         self._check_open("truncate of closed file")
-        async with self._lock:
+        await self._acquire()
+        try:
             self._check_open("truncate of closed file")
             await self._flush_locked()
             # FileIO.truncate: the fd's position by default, a C long else.
             target = self._pos if size is None else c_integer(size, _C_LONG, "long")
             await self._h.run(os.ftruncate, self._h.fd, target)
             return target
+        finally:
+            self._release()
 
     # -- position --------------------------------------------------------------
 
@@ -249,7 +261,8 @@ class AsyncBufferedWriter:
         offset = check_index(offset)
         if not -_C_LONG <= offset < _C_LONG:
             raise ValueError("cannot fit 'int' into an offset-sized integer")
-        async with self._lock:
+        await self._acquire()
+        try:
             self._check_open("seek of closed file")
             await self._flush_locked()
             if whence == os.SEEK_SET:
@@ -266,6 +279,8 @@ class AsyncBufferedWriter:
                 target = await self._run(lseek_restoring, self._h.fd, offset, whence)
             self._pos = target
             return target
+        finally:
+            self._release()
 
     # -- inquiries -------------------------------------------------------------
 
@@ -328,7 +343,8 @@ class AsyncBufferedWriter:
         self._check_attached()
         if self._closed:
             return
-        async with self._lock:
+        await self._acquire()
+        try:
             if not self._usable:  # closed by another task meanwhile
                 return
             try:
@@ -338,6 +354,8 @@ class AsyncBufferedWriter:
                 self._usable = False
                 self._buf = bytearray()
                 await self._h.close()
+        finally:
+            self._release()
 
     async def __aenter__(self) -> AsyncBufferedWriter:
         return self
@@ -351,17 +369,21 @@ class AsyncBufferedWriter:
         await self.close()
 
     def __del__(self) -> None:
-        # As CPython's finalizer: warn, then flush and close, here and now.
+        # As CPython's finalizer: warn, then flush and close, here and now
+        # (even if the warning is made an error).
         if not getattr(self, "_usable", False):
             return
         self._usable = False
-        warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+        self._limit = -1
         try:
-            if self._buf and not self._lock._locked:
-                write_out(self._h.fd, self._pos, self._append, self._buf, None, 0)
+            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
         finally:
-            self._closed = True
-            self._h.close_blocking()
+            try:
+                if self._buf and not self._lock._locked:
+                    write_out(self._h.fd, self._pos, self._append, self._buf, None, 0)
+            finally:
+                self._closed = True
+                self._h.close_blocking()
 
     # -- helpers ---------------------------------------------------------------
 
@@ -414,6 +436,14 @@ class AsyncBufferedWriter:
         result: T = await self._h.run(fn, *args)  # type: ignore[assignment]
         return result
 
+    async def _acquire(self) -> None:
+        await self._lock.acquire()
+        self._limit = -1
+
+    def _release(self) -> None:
+        self._lock.release()
+        self._limit = self._size - self._dead if self._usable and not self._lock._locked else -1
+
     def _check_attached(self) -> None:
         if self._detached:
             raise ValueError("raw stream has been detached")
@@ -438,13 +468,12 @@ def write_out(
     old_written = new_written = 0
     error: OSError | None = None
     try:
-        with memoryview(old) as view:
-            while old_written < len(view):
-                old_written += _write_once(fd, view[old_written:], append, pos + old_written)
+        while old_written < len(old):
+            old_written += _write_from(fd, old, old_written, append, pos + old_written)
         if new is not None:
             while len(new) - new_written > keep:
                 done = old_written + new_written
-                new_written += _write_once(fd, new[new_written:], append, pos + done)
+                new_written += _write_from(fd, new, new_written, append, pos + done)
     except OSError as exc:
         error = exc
     pos += old_written + new_written
@@ -454,8 +483,14 @@ def write_out(
     return old_written, new_written, pos, error
 
 
-def _write_once(fd: int, data: memoryview, append: bool, offset: int) -> int:
-    return os.write(fd, data) if append else os.pwrite(fd, data, offset)
+def _write_from(
+    fd: int, data: bytearray | memoryview, start: int, append: bool, offset: int
+) -> int:
+    """One write(2) of ``data[start:]``. The slice is released before
+    returning, also on an error (whose traceback outlives this call): an
+    exported view would stop the buffer from growing again."""
+    with memoryview(data)[start:] as chunk:
+        return os.write(fd, chunk) if append else os.pwrite(fd, chunk, offset)
 
 
 def bytes_view(data: Any) -> memoryview:
