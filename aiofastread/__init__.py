@@ -10,6 +10,7 @@ from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager, open
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool import (
     stderr,
     stderr_bytes,
@@ -22,6 +23,7 @@ from aiofastread.threadpool import (
 __all__ = [
     "AiofilesContextManager",
     "AsyncBufferedReader",
+    "AsyncBufferedWriter",
     "FileStatistics",
     "Statistics",
     "backend",

@@ -2,8 +2,10 @@
 
 Engines, each writing ``--size``-byte pieces to a fresh file opened "wb":
 
-``sync``         CPython's ``open(path, "wb")`` and ``f.write(b)`` (the floor:
-                 a C BufferedWriter, no event loop machinery);
+``sync``         CPython's ``open(path, "wb")`` and ``f.write(b)`` (a C
+                 BufferedWriter, no event loop machinery);
+``await floor``  ``await`` of a coroutine that only returns ``len(b)``: the
+                 least any ``await f.write(b)`` can cost on this loop;
 ``aiofastread``  ``await f.write(b)`` (buffers on the loop, one pool hop per
                  buffer; ``--buffers`` adds rows for other buffer sizes);
 ``bridge``       the same through the bridge (CPython's C BufferedWriter over
@@ -74,13 +76,26 @@ def through_bridge() -> Iterator[None]:
 
 
 async def time_sync(path: str, piece: bytes, n: int) -> float:
-    start = time.perf_counter_ns()
-    with open(path, "wb") as f:  # noqa: ASYNC230 - the synchronous floor, on purpose
+    with open(path, "wb") as f:
+        start = time.perf_counter_ns()
         for _ in range(n):
             f.write(piece)
         f.flush()
         elapsed = time.perf_counter_ns() - start
     return elapsed / n
+
+
+async def time_await_floor(piece: bytes, n: int) -> float:
+    """An ``await`` of a coroutine that only returns: what any async
+    write costs at the least on this loop."""
+
+    async def write(data: bytes) -> int:
+        return len(data)
+
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        await write(piece)
+    return (time.perf_counter_ns() - start) / n
 
 
 async def time_async(f: Any, piece: bytes, n: int) -> float:
@@ -114,8 +129,12 @@ def engines(
     async def sync() -> float:
         return await time_sync(path, piece, FAST_PIECES)
 
+    async def floor() -> float:
+        return await time_await_floor(piece, FAST_PIECES)
+
     table: dict[str, Callable[[], Awaitable[float]]] = {
         "sync": sync,
+        "await floor": floor,
         f"aiofastread ({_writer.DEFAULT_BUFFER_SIZE >> 10} KiB)": ours,
     }
     for size in buffers:
@@ -162,8 +181,10 @@ def main() -> None:
     parser.add_argument("--dir", default=None, help="where to write (default: $TMPDIR)")
     args = parser.parse_args()
     args.buffers = [int(b) for b in args.buffers.split(",") if b]
-    print(f"# bench/writes.py, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC,"
-          f" {args.size} B writes, {args.rounds} rounds, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"# bench/writes.py, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC,"
+        f" {args.size} B writes, {args.rounds} rounds, load {os.getloadavg()[0]:.1f}"
+    )
     for loop_name in args.loops.split(","):
         result = run(loop_name, args)
         base = result["aiofiles"]
