@@ -123,6 +123,8 @@ class AsyncBufferedWriter:
         self._limit = buffer_size
         self._closed = False
         self._detached = False
+        # Blocking cleanup to run in the pool after close (temporary files).
+        self.after_close: Callable[[], object] | None = None
 
     # -- properties (sync, as in aiofiles) -----------------------------------
 
@@ -353,7 +355,12 @@ class AsyncBufferedWriter:
                 self._closed = True
                 self._usable = False
                 self._buf = bytearray()
-                await self._h.close()
+                try:
+                    await self._h.close()
+                finally:
+                    cleanup, self.after_close = self.after_close, None
+                    if cleanup is not None:
+                        await self._h.pool.run(cleanup, executor=self._h.executor)
         finally:
             self._release()
 

@@ -373,3 +373,13 @@ async def test_unclosed_writer_warns_and_flushes(
     with blocking_on_purpose(no_blocking_on_loop), pytest.warns(ResourceWarning, match="unclosed"):
         del f  # the last reference: finalized now
     assert path.read_bytes() == b"saved by the finalizer"
+
+
+async def test_named_temporary_file(data_dir: Path) -> None:
+    async with aiofastread.tempfile.NamedTemporaryFile("wb", dir=data_dir) as f:
+        assert type(f) is AsyncBufferedWriter
+        await f.write(b"temp")
+        await f.flush()
+        assert Path(f.name).read_bytes() == b"temp"
+        name = f.name
+    assert not Path(name).exists()  # deleted after our close, in the pool

@@ -26,6 +26,7 @@ from aiofastread._open import (
     make_async,
     run_undoing_late,
 )
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.tempfile.temptypes import AsyncSpooledTemporaryFile, AsyncTemporaryDirectory
 from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
 from aiofastread.threadpool.text import AsyncTextIOWrapper
@@ -279,8 +280,12 @@ async def _temporary_file(
         if f is not base:
             # The wrapper keeps deleting (after our close), never closing.
             f.file = f._closer.file = _TakenOver()
-            assert result._bridge is not None
-            result._bridge.after_close = f.close
+            made: object = result
+            if isinstance(made, AsyncBufferedWriter):  # "wb", "ab", "xb"
+                made.after_close = f.close
+            else:
+                assert result._bridge is not None
+                result._bridge.after_close = f.close
     if f is not base:
         result._tempfile = f  # type: ignore[attr-defined]
         # What aiofiles copies onto the object it returns.
