@@ -383,7 +383,8 @@ class AsyncBufferedWriter:
         self._usable = False
         self._limit = -1
         try:
-            warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
+            if self._h.raw.closefd:  # as FileIO's: no warning for a borrowed fd
+                warnings.warn(f"unclosed file {self!r}", ResourceWarning, stacklevel=2, source=self)
         finally:
             try:
                 if self._buf and not self._lock._locked:

@@ -365,14 +365,17 @@ async def test_cancel_while_waiting_for_the_file(data_dir: Path, gate: GateExecu
 
 
 async def test_unclosed_writer_warns_and_flushes(
-    data_dir: Path, no_blocking_on_loop: BlockBuster, fd_leak_check: None
+    data_dir: Path, no_blocking_on_loop: BlockBuster
 ) -> None:
     path = data_dir / "f"
     f = await aiofastread.open(path, "wb")
     await f.write(b"saved by the finalizer")
+    raw = f.raw
+    assert raw is not None
     with blocking_on_purpose(no_blocking_on_loop), pytest.warns(ResourceWarning, match="unclosed"):
         del f  # the last reference: finalized now
     assert path.read_bytes() == b"saved by the finalizer"
+    assert raw.closed
 
 
 async def test_named_temporary_file(data_dir: Path) -> None:
@@ -383,3 +386,19 @@ async def test_named_temporary_file(data_dir: Path) -> None:
         assert Path(f.name).read_bytes() == b"temp"
         name = f.name
     assert not Path(name).exists()  # deleted after our close, in the pool
+
+
+async def test_borrowed_fd_unclosed_is_quiet(
+    data_dir: Path, no_blocking_on_loop: BlockBuster
+) -> None:
+    """closefd=False: flushed at collection, no warning, the fd stays open."""
+    fd = os.open(data_dir / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        f = await aiofastread.open(fd, "wb", closefd=False)
+        await f.write(b"borrowed")
+        with blocking_on_purpose(no_blocking_on_loop):
+            del f  # no ResourceWarning: warnings are errors here
+        assert (data_dir / "f").read_bytes() == b"borrowed"
+        os.fstat(fd)  # still open
+    finally:
+        os.close(fd)
