@@ -169,7 +169,12 @@ class AsyncBufferedWriter:
         if self._lock._locked:
             raise RuntimeError("detach() while another operation on this file is running")
         if self._buf:
-            self._apply(write_out(self._h.fd, self._pos, self._append, self._buf, None, 0), None)
+            try:
+                self._apply(
+                    write_out(self._h.fd, self._pos, self._append, self._buf, None, 0), None
+                )
+            finally:
+                self._refresh_limit()
         self._dead = 0
         os.lseek(self._h.fd, self._pos, os.SEEK_SET)  # no I/O: sets the offset
         self._detached = True
@@ -219,7 +224,7 @@ class AsyncBufferedWriter:
         self._check_open("flush of closed file")
         if not self._buf and not self._lock._locked:
             self._dead = 0
-            self._limit = self._size
+            self._refresh_limit()
             return
         await self._acquire()
         try:
@@ -450,6 +455,9 @@ class AsyncBufferedWriter:
 
     def _release(self) -> None:
         self._lock.release()
+        self._refresh_limit()
+
+    def _refresh_limit(self) -> None:
         self._limit = self._size - self._dead if self._usable and not self._lock._locked else -1
 
     def _check_attached(self) -> None:
