@@ -26,20 +26,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import io
 import os
 import warnings
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from aiofastread._file import check_index, check_limit, lseek_restoring
+from aiofastread._checks import (
+    WHENCES,
+    c_integer,
+    check_index,
+    check_limit,
+    lseek_restoring,
+    resolve_seek,
+)
+from aiofastread._handle import FileHandle
 
 if TYPE_CHECKING:
     import concurrent.futures
 
-    from aiofastread._handle import FileHandle
+    from aiofastread._open import Opened
+    from aiofastread._policy import InodeState
+    from aiofastread._pool import MissPool
 
 T = TypeVar("T")
 
@@ -50,18 +59,7 @@ T = TypeVar("T")
 # runs at most ~1 ms of buffered writes between two hops (each hop yields).
 DEFAULT_BUFFER_SIZE = 128 << 10
 
-_SEEK_WHENCES = frozenset(
-    (
-        os.SEEK_SET,
-        os.SEEK_CUR,
-        os.SEEK_END,
-        *(getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)),
-    )
-)
-# Seek targets past this ask the kernel (as _file.TRUSTED_SEEK_MAX).
-_TRUSTED_SEEK_MAX = 1 << 40
-_C_INT = 1 << 31
-_C_LONG = 1 << 63
+_C_LONG = 1 << 63  # offsets: a C off_t
 
 
 def default_buffer_size() -> int:
@@ -245,7 +243,7 @@ class AsyncBufferedWriter:
             self._check_open("truncate of closed file")
             await self._flush_locked()
             # FileIO.truncate: the fd's position by default, a C long else.
-            target = self._pos if size is None else c_integer(size, _C_LONG, "long")
+            target = self._pos if size is None else c_integer(size, 64, "long")
             await self._h.run(os.ftruncate, self._h.fd, target)
             return target
         finally:
@@ -260,9 +258,9 @@ class AsyncBufferedWriter:
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         # BufferedWriter.seek's order: whence converted, detached, whence
         # checked, closed, then the offset.
-        whence = c_integer(whence, _C_INT, "int")
+        whence = c_integer(whence, 32, "int")
         self._check_attached()
-        if whence not in _SEEK_WHENCES:
+        if whence not in WHENCES:
             raise ValueError(f"whence value {whence} unsupported")
         self._check_open("seek of closed file")
         offset = check_index(offset)
@@ -272,17 +270,8 @@ class AsyncBufferedWriter:
         try:
             self._check_open("seek of closed file")
             await self._flush_locked()
-            if whence == os.SEEK_SET:
-                target = offset
-            elif whence == os.SEEK_CUR:
-                target = self._pos + offset
-            else:  # SEEK_END, SEEK_DATA, SEEK_HOLE: the kernel decides
-                target = -1
-            if not 0 <= target <= _TRUSTED_SEEK_MAX:
-                if whence == os.SEEK_CUR:
-                    whence, offset = os.SEEK_SET, target
-                if whence == os.SEEK_SET and target < 0:
-                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            target, offset, whence = resolve_seek(self._pos, offset, whence)
+            if target < 0:  # the kernel decides, in the pool
                 target = await self._run(lseek_restoring, self._h.fd, offset, whence)
             self._pos = target
             return target
@@ -520,14 +509,6 @@ def bytes_view(data: Any) -> memoryview:
     return view.cast("B") if view.format != "B" or view.ndim != 1 else view
 
 
-def c_integer(value: object, bound: int, c_name: str) -> int:
-    """``value`` as a signed C integer below ``bound``, with CPython's errors."""
-    number = check_index(value)
-    if not -bound <= number < bound:
-        raise OverflowError(f"Python int too large to convert to C {c_name}")
-    return number
-
-
 def is_plain_binary_write(mode: str, buffering: int) -> bool:
     """ "wb", "ab", "xb" (any order), buffered: the modes this writer serves."""
     return (
@@ -540,22 +521,26 @@ def is_plain_binary_write(mode: str, buffering: int) -> bool:
 
 
 def open_writer(
-    raw: io.FileIO,
-    handle: FileHandle,
+    opened: Opened,
+    inode: InodeState,
     *,
     buffering: int,
-    pos: int,
+    pool: MissPool,
     loop: asyncio.AbstractEventLoop | None,
     executor: concurrent.futures.Executor | None,
 ) -> AsyncBufferedWriter:
-    """The writer over ``raw`` (io.open's FileIO, its BufferedWriter detached)."""
+    """The writer for what io.open opened (its BufferedWriter is detached)."""
+    raw = cast(io.FileIO, opened.obj.detach())
+    handle = FileHandle(
+        raw, inode, size=opened.size, direct_io=opened.direct_io, pool=pool, executor=executor
+    )
     size = buffer_size_for(buffering, raw._blksize)  # type: ignore[attr-defined]
     return AsyncBufferedWriter(
         handle,
         name=raw.name,
         mode=raw.mode,
         buffer_size=size,
-        pos=pos,
+        pos=opened.pos,
         loop=loop,
         executor=executor,
     )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from aiofastread._file import AsyncBufferedReader as HandWrittenReader
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
 
 if TYPE_CHECKING:
@@ -196,16 +198,8 @@ class AsyncIndirectFileIO(AsyncIndirectBase[bytes], AsyncFileIO):
     """AsyncFileIO over a stream looked up at each use."""
 
 
-def _register_handwritten_reader() -> None:
-    # open(path, "rb") returns aiofastread's own reader; isinstance checks
-    # written against aiofiles' class should still pass.
-    from aiofastread._file import AsyncBufferedReader as HandWritten
-
-    AsyncBufferedReader.register(HandWritten)
-    # and "wb"/"ab"/"xb" the hand-written writer (aiofastread._writer).
-    from aiofastread._writer import AsyncBufferedWriter
-
-    AsyncBufferedIOBase.register(AsyncBufferedWriter)
-
-
-_register_handwritten_reader()
+# open(path, "rb") returns aiofastread's own reader; isinstance checks
+# written against aiofiles' class should still pass.
+AsyncBufferedReader.register(HandWrittenReader)
+# and "wb"/"ab"/"xb" the hand-written writer.
+AsyncBufferedIOBase.register(AsyncBufferedWriter)
