@@ -12,7 +12,7 @@ import inspect
 import io
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +49,14 @@ class GateExecutor(concurrent.futures.ThreadPoolExecutor):
 
     def open_gate(self) -> None:
         self.gate.set()
+
+    async def hold(self, operation: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        """Start ``operation`` with the gate shut; return once its hop waits."""
+        hops = self.entered  # the open ran here too
+        self.close_gate()
+        task = asyncio.ensure_future(operation)
+        await until(lambda: self.entered == hops + 1, "the hop started")
+        return task
 
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
@@ -308,10 +316,7 @@ async def test_cancel_during_hop_writes_once(data_dir: Path, gate: GateExecutor)
     path = data_dir / "f"
     async with aiofastread.open(path, "wb", buffering=8, executor=gate) as f:
         await f.write(b"12345678")
-        hops = gate.entered  # the open ran there too
-        gate.close_gate()
-        task = asyncio.ensure_future(f.write(b"abcdefghij"))  # flush + direct write
-        await until(lambda: gate.entered == hops + 1, "the hop started")
+        task = await gate.hold(f.write(b"abcdefghij"))  # flush + direct write
         task.cancel()
         for _ in range(5):
             await asyncio.sleep(0)
@@ -329,15 +334,13 @@ async def test_cancel_flush_during_hop(data_dir: Path, gate: GateExecutor) -> No
     async with aiofastread.open(path, "wb", executor=gate) as f:
         await f.write(b"data")
         hops = gate.entered
-        gate.close_gate()
-        task = asyncio.ensure_future(f.flush())
-        await until(lambda: gate.entered == hops + 1, "the hop started")
+        task = await gate.hold(f.flush())
         task.cancel()
         gate.open_gate()
         with pytest.raises(asyncio.CancelledError):
             await task
         await f.flush()  # nothing left: no second write
-        assert gate.entered == hops + 1
+        assert gate.entered == hops + 1  # one hop for all
     assert path.read_bytes() == b"data"
 
 
@@ -346,10 +349,7 @@ async def test_cancel_while_waiting_for_the_file(data_dir: Path, gate: GateExecu
     path = data_dir / "f"
     async with aiofastread.open(path, "wb", executor=gate) as f:
         await f.write(b"first")
-        hops = gate.entered
-        gate.close_gate()
-        flushing = asyncio.ensure_future(f.flush())
-        await until(lambda: gate.entered == hops + 1, "the hop started")
+        flushing = await gate.hold(f.flush())
         waiting = asyncio.ensure_future(f.write(b"never"))
         await asyncio.sleep(0)
         waiting.cancel()

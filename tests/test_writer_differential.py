@@ -27,7 +27,6 @@ default one runs. Profiles as test_differential's (ci: seeded).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import io
 import os
 import resource
@@ -52,7 +51,7 @@ from hypothesis.stateful import (
 
 import aiofastread
 from tests.conftest import DEFAULT_BACKEND
-from tests.test_differential import LOOP_FACTORIES, Outcome, ok, raised
+from tests.test_differential import LOOP_FACTORIES, Arg, Outcome, ok, raised
 
 PROFILE = os.environ.get("AIOFASTREAD_HYPOTHESIS_PROFILE", "ci")
 _COMMON: dict[str, Any] = {
@@ -72,29 +71,14 @@ BUFFERINGS = (2, 3, 8, 16, 100, 4096)
 PIECES = (b"a", b"bc", b"\n", b"\x00", b"\xff" * 5, b"0123456789")
 
 
-@dataclasses.dataclass(frozen=True)
-class Payload:
-    """A write() argument; ``make()`` builds a fresh object for each side."""
-
-    kind: str  # bytes, bytearray, memoryview, or raw (passed as is)
-    value: Any
-
-    def make(self) -> Any:
-        if self.kind == "bytearray":
-            return bytearray(self.value)
-        if self.kind == "memoryview":
-            return memoryview(bytearray(self.value))
-        return self.value
-
-
-def payloads(buffering: int) -> st.SearchStrategy[Payload]:
+def payloads(buffering: int) -> st.SearchStrategy[Arg]:
     # Sizes around the buffer: fits, fills it exactly, one more, several buffers.
     around = st.sampled_from(
         sorted({0, 1, buffering - 1, buffering, buffering + 1, 2 * buffering + 1, 3 * buffering})
     ).map(lambda n: bytes(i % 251 for i in range(n)))
     data = st.lists(st.sampled_from(PIECES), max_size=6).map(b"".join) | around
-    good = st.builds(Payload, st.sampled_from(("bytes", "bytes", "bytearray", "memoryview")), data)
-    bad = st.builds(Payload, st.just("raw"), st.sampled_from(("text", 7, None)))
+    good = st.builds(Arg, st.sampled_from(("bytes", "bytes", "bytearray", "memoryview")), data)
+    bad = st.builds(Arg, st.just("raw"), st.sampled_from(("text", 7, None)))
     return st.integers(0, 7).flatmap(lambda i: bad if i == 7 else good)  # 1 in 8 bad
 
 
