@@ -42,7 +42,8 @@ from typing import Any
 import aiofiles
 
 import aiofastread
-from aiofastread import _open, _pool, _writer
+from aiofastread import _pool, _writer
+from aiofastread.threadpool import _make
 
 try:
     import uvloop
@@ -67,12 +68,12 @@ def new_loop(name: str) -> asyncio.AbstractEventLoop:
 @contextlib.contextmanager
 def through_bridge() -> Iterator[None]:
     """Open "wb" files the way aiofastread did before _writer: the bridge."""
-    saved = _open.is_plain_binary_write
-    _open.is_plain_binary_write = lambda mode, buffering: False  # type: ignore[assignment]
+    saved = _make.is_plain_binary_write
+    _make.is_plain_binary_write = lambda mode, buffering: False  # type: ignore[assignment]
     try:
         yield
     finally:
-        _open.is_plain_binary_write = saved
+        _make.is_plain_binary_write = saved
 
 
 async def time_sync(path: str, piece: bytes, n: int) -> float:
