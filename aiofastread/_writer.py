@@ -55,8 +55,9 @@ T = TypeVar("T")
 # Default buffer when open() was not given buffering= (io.open's own default
 # would be st_blksize, 4 KiB here). A hop to the pool costs 80-150 us on this
 # VM (DESIGN.md; bench/writes.py prints it as "pool hop"); 100 B writes fill
-# 128 KiB in ~1300 writes, so the hop adds <0.1 us a write, while the loop
-# runs at most ~1 ms of buffered writes between two hops (each hop yields).
+# 128 KiB in ~1300 writes, so the hop adds <0.1 us a write, while a task
+# writing in a loop holds the loop at most ~0.3 ms (0.22 us a buffered write)
+# before a hop yields it; 1 MiB would hold it ~2.5 ms (docs/performance.md).
 DEFAULT_BUFFER_SIZE = 128 << 10
 
 _C_LONG = 1 << 63  # offsets: a C off_t
