@@ -11,6 +11,7 @@ from aiofastread._open import AiofilesContextManager
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
 from aiofastread._sendfile import sendfile
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool import (
     open,
     stderr,
@@ -24,6 +25,7 @@ from aiofastread.threadpool import (
 __all__ = [
     "AiofilesContextManager",
     "AsyncBufferedReader",
+    "AsyncBufferedWriter",
     "FileStatistics",
     "Statistics",
     "backend",
