@@ -8,8 +8,10 @@ what aiofastread adds.
 from aiofastread import tempfile, threadpool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager, open
+from aiofastread._path import Path
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
+from aiofastread._whole import copy, copyfile, write_bytes, write_text
 from aiofastread.threadpool import (
     stderr,
     stderr_bytes,
@@ -23,9 +25,12 @@ __all__ = [
     "AiofilesContextManager",
     "AsyncBufferedReader",
     "FileStatistics",
+    "Path",
     "Statistics",
     "backend",
     "configure",
+    "copy",
+    "copyfile",
     "open",
     "reset_statistics",
     "statistics",
@@ -37,4 +42,6 @@ __all__ = [
     "stdout_bytes",
     "tempfile",
     "threadpool",
+    "write_bytes",
+    "write_text",
 ]
