@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import AsyncGenerator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from aiofastread import _iterate
+from aiofastread import _iterate, _pool
 from aiofastread import ospath as path
-from aiofastread._pool import run_blocking
 from aiofastread.ospath import wrap
 
 if TYPE_CHECKING:
@@ -95,15 +94,16 @@ unlink = wrap(os.unlink)
 utime = wrap(os.utime)
 
 
-class Scandir:
-    """What :func:`scandir` returns: awaitable and async-iterable.
+class Scandir(Coroutine[Any, Any, "os._ScandirIterator[Any]"]):
+    """What :func:`scandir` returns: a coroutine and an async iterable.
 
-    ``await`` it for the stdlib iterator (aiofiles' behaviour, made in the
-    pool); iterate it with ``async for`` to read the directory in the pool.
-    ``async with`` closes the directory early when the loop is left.
+    Awaited (or given to ``create_task``, as aiofiles' coroutine can be), it
+    gives the stdlib iterator, made in the pool. Iterated with ``async for``,
+    it reads the directory in the pool; ``async with`` closes the directory
+    early when the block is left. Nothing runs until one of the two starts.
     """
 
-    __slots__ = ("_args", "_entries", "_executor", "_kwargs")
+    __slots__ = ("_args", "_awaiting", "_entries", "_executor", "_kwargs")
 
     def __init__(
         self,
@@ -112,13 +112,29 @@ class Scandir:
         executor: concurrent.futures.Executor | None,
     ) -> None:
         self._args, self._kwargs, self._executor = args, kwargs, executor
+        self._awaiting: Coroutine[Any, Any, os._ScandirIterator[Any]] | None = None
         self._entries: AsyncGenerator[os.DirEntry[Any], None] | None = None
 
     def _open(self) -> os._ScandirIterator[Any]:
         return os.scandir(*self._args, **self._kwargs)
 
+    def _coroutine(self) -> Coroutine[Any, Any, os._ScandirIterator[Any]]:
+        if self._awaiting is None:
+            self._awaiting = _pool.run_blocking(self._open, executor=self._executor)
+        return self._awaiting
+
+    def send(self, value: Any) -> Any:
+        return self._coroutine().send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coroutine().throw(*args)
+
+    def close(self) -> None:
+        if self._awaiting is not None:
+            self._awaiting.close()
+
     def __await__(self) -> Generator[Any, None, os._ScandirIterator[Any]]:
-        return run_blocking(self._open, executor=self._executor).__await__()
+        return self._coroutine().__await__()
 
     def __aiter__(self) -> AsyncGenerator[os.DirEntry[Any], None]:
         if self._entries is None:
