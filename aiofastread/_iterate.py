@@ -15,6 +15,7 @@ there, and never closes a directory under a ``readdir`` in flight.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -54,10 +55,10 @@ def _close_iterator(iterator: Iterator[object]) -> None:
         close()
 
 
-async def in_pool(
+async def batches(
     iterator: Iterator[T] | Callable[[], Iterator[T]], batch: int = DEFAULT_BATCH
-) -> AsyncGenerator[T, None]:
-    """Yield what ``iterator`` yields, advancing it only in our pool.
+) -> AsyncGenerator[list[T], None]:
+    """Yield what ``iterator`` yields, ``batch`` items a hop, advancing it only in our pool.
 
     Pass a callable to have the iterator itself made in the pool (an
     ``os.scandir`` opens the directory); an iterator it made but nobody took
@@ -78,11 +79,21 @@ async def in_pool(
             if not items:
                 done = True
                 return
-            for item in items:
-                yield item
-            if len(items) < batch:
+            yield items
+            if len(items) < batch:  # islice stopped early: the iterator ended
                 done = True
                 return
     finally:
         if not done:  # left early: close where it may block, not awaited
             pool.submit_detached(stepper.close)
+
+
+async def in_pool(
+    iterator: Iterator[T] | Callable[[], Iterator[T]], batch: int = DEFAULT_BATCH
+) -> AsyncGenerator[T, None]:
+    """:func:`batches`, item by item."""
+    lists = batches(iterator, batch)
+    async with contextlib.aclosing(lists):
+        async for items in lists:
+            for item in items:
+                yield item
