@@ -138,7 +138,10 @@ class Scandir(Coroutine[Any, Any, "os._ScandirIterator[Any]"]):
 
     def __aiter__(self) -> AsyncGenerator[os.DirEntry[Any], None]:
         if self._entries is None:
-            self._entries = _iterate.in_pool(self._open)
+            # Not self._open: the generator must not hold this object, which
+            # holds it (a cycle would keep the directory open until the gc).
+            opener = functools.partial(os.scandir, *self._args, **self._kwargs)
+            self._entries = _iterate.in_pool(opener)
         return self._entries
 
     async def __aenter__(self) -> Scandir:

@@ -19,7 +19,7 @@ import aiofastread.os as aos
 import aiofastread.ospath
 from aiofastread import _iterate, _pool
 from tests.conftest import open_fd_count, until
-from tests.trees import make_tree
+from tests.trees import cancel_while_iterating, make_big_dir, make_tree
 
 if TYPE_CHECKING:
     import pathlib
@@ -496,10 +496,7 @@ async def test_scandir_awaited_is_aiofiles_and_a_task_can_run_it(tmp_path: pathl
 
 @pytest.fixture
 def big_dir(tmp_path: pathlib.Path) -> pathlib.Path:
-    """More entries than a batch: the directory stays open after the first hop."""
-    for number in range(_iterate.DEFAULT_BATCH + 10):
-        (tmp_path / f"f{number}").write_bytes(b"")
-    return tmp_path
+    return make_big_dir(tmp_path)
 
 
 @pytest.mark.asyncio
@@ -520,20 +517,11 @@ async def test_scandir_cancelled_mid_iteration_leaks_nothing(
     big_dir: pathlib.Path, fd_leak_check: None
 ) -> None:
     before = open_fd_count()
-    started = asyncio.Event()
 
-    async def consume() -> None:
-        async for _ in aos.scandir(big_dir):
-            started.set()
-            await asyncio.Event().wait()
+    def directory_is_open() -> None:
+        assert open_fd_count() == before + 1
 
-    task = asyncio.create_task(consume())
-    await started.wait()
-    assert open_fd_count() == before + 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await until(lambda: _pool.default_pool().statistics().in_flight == 0, "the close")
+    await cancel_while_iterating(lambda: aos.scandir(big_dir).__aiter__(), directory_is_open)
 
 
 def _walk_sorted(steps: list[tuple[Any, list[Any], list[Any]]]) -> list[tuple[Any, ...]]:

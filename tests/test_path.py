@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import os
 import pathlib
@@ -15,10 +14,10 @@ import anyio
 import pytest
 
 import aiofastread
-from aiofastread import Path, _iterate, _pool
+from aiofastread import Path, _pool
 from aiofastread._file import AsyncBufferedReader
 from tests.conftest import open_fd_count, until
-from tests.trees import every_path, make_tree
+from tests.trees import cancel_while_iterating, every_path, make_big_dir, make_tree
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -360,9 +359,7 @@ async def test_iterdir_is_two_hops_not_one_per_entry(tmp_path: pathlib.Path) -> 
 
 @pytest.fixture
 def big_dir(tmp_path: pathlib.Path) -> pathlib.Path:
-    for number in range(_iterate.DEFAULT_BATCH + 10):
-        (tmp_path / f"f{number}").write_bytes(b"")
-    return tmp_path
+    return make_big_dir(tmp_path)
 
 
 @pytest.mark.asyncio
@@ -374,19 +371,8 @@ async def test_iterdir_left_or_cancelled_leaks_nothing(
         break
     await until(lambda: _in_flight() == 0 and open_fd_count() == before, "the close")
 
-    started = asyncio.Event()
-
-    async def consume() -> None:
-        async for _ in Path(big_dir).rglob("*"):
-            started.set()
-            await asyncio.Event().wait()
-
-    task = asyncio.create_task(consume())
-    await started.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await until(lambda: _in_flight() == 0, "the close")
+    await cancel_while_iterating(lambda: Path(big_dir).rglob("*"))
+    await cancel_while_iterating(lambda: Path(big_dir).iterdir())
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="Path.walk is new in 3.12 (as anyio)")

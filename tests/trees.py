@@ -1,11 +1,16 @@
-"""A small directory tree with every kind of entry the path tests compare on."""
+"""Directory trees for the listing tests, and a cancellation helper."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import TYPE_CHECKING
 
+from aiofastread import _iterate, _pool
+from tests.conftest import until
+
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
 FILES = {
@@ -37,3 +42,44 @@ def every_path(root: Path) -> list[Path]:
     for top, dirnames, filenames in os.walk(root):
         found += [root.joinpath(top, name) for name in dirnames + filenames]
     return sorted(found)
+
+
+def make_big_dir(root: Path) -> Path:
+    """More entries than a batch: a listing is still open after its first hop."""
+    for number in range(_iterate.DEFAULT_BATCH + 10):
+        (root / f"f{number}").write_bytes(b"")
+    return root
+
+
+async def cancel_while_iterating(
+    listing: Callable[[], AsyncIterator[object]],
+    while_parked: Callable[[], object] = lambda: None,
+) -> None:
+    """Cancel a task parked inside ``async for`` over a ``listing()`` it made
+    (calling ``while_parked`` first); wait until the listing has been
+    finalized and closed in the pool (no more descriptors than before)."""
+    started = asyncio.Event()
+    before = len(os.listdir("/proc/self/fd"))
+
+    async def consume() -> None:
+        async for _ in listing():
+            started.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(consume())
+    await started.wait()
+    while_parked()
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the task was not cancelled")
+    await until(
+        lambda: (
+            _pool.default_pool().statistics().in_flight == 0
+            and len(os.listdir("/proc/self/fd")) <= before
+        ),
+        "the listing to be closed",
+    )
