@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+from blockbuster import BlockingError
 
 import aiofastread
-from aiofastread import Path, _pool
+from aiofastread import Path, _path, _pool
 from aiofastread._file import AsyncBufferedReader
 from tests.conftest import open_fd_count, until
 from tests.trees import cancel_while_iterating, every_path, make_big_dir, make_tree
@@ -550,3 +551,19 @@ async def test_subclasses_get_their_own_type_back(tree: pathlib.Path) -> None:
         assert type(root / "x") is cls
         assert type(await root.resolve()) is cls
     assert all(p.seen for p in [p async for p in _SubWithInit(tree).iterdir()])
+
+
+@pytest.mark.asyncio
+async def test_the_guard_would_catch_a_filesystem_call_made_on_the_loop(
+    tree: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What keeps every test above honest: were a call run inline, blockbuster raises."""
+
+    async def inline(fn: Callable[..., object], *args: object, **kwargs: object) -> object:
+        return fn(*args)
+
+    monkeypatch.setattr(_path, "run_blocking", inline)
+    with pytest.raises(BlockingError):
+        await Path(tree).exists()
+    with pytest.raises(BlockingError):
+        await Path(tree).stat()
