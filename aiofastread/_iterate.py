@@ -45,10 +45,10 @@ class _Stepper(Generic[T]):
 
     def close(self) -> None:
         with self._lock:
-            _close_iterator(self._iterator)
+            close_iterator(self._iterator)
 
 
-def _close_iterator(iterator: Iterator[object]) -> None:
+def close_iterator(iterator: Iterator[object]) -> None:
     """Close a generator or scandir iterator (what has ``close``)."""
     close: Callable[[], object] | None = getattr(iterator, "close", None)
     if close is not None:
@@ -68,7 +68,7 @@ async def batches(
     """
     pool = _pool.default_pool()
     if callable(iterator):
-        made = await pool.run_undoable(iterator, undo=_close_iterator)
+        made = await pool.run_undoable(iterator, undo=close_iterator)
         stepper = _Stepper(made)
     else:
         stepper = _Stepper(iterator)

@@ -13,11 +13,12 @@ What differs is where the work runs:
   at a time (``_iterate``), not a hop per entry; ``walk`` top-down steps one
   directory per hop, so pruning ``dirnames`` works as in pathlib.
 
-Version-dependent members, as anyio decides them: ``walk``,
+Version-dependent members, as anyio (4.16) decides them: ``walk``,
 ``is_junction``, ``exists(follow_symlinks=)``, ``relative_to(walk_up=)``
 and ``glob``/``rglob(case_sensitive=)`` from 3.12; ``from_uri``,
 ``full_match``, ``parser``, ``match(case_sensitive=)``,
-``is_dir``/``is_file(follow_symlinks=)``, ``read_text(newline=)`` and
+``is_dir``/``is_file``/``owner``/``group(follow_symlinks=)``,
+``read_text(newline=)`` and
 ``glob``/``rglob(recurse_symlinks=)`` from 3.13; ``copy``, ``copy_into``,
 ``move``, ``move_into`` and ``info`` from 3.14; ``with_stem`` has 3.13's
 rule everywhere; ``with_segments`` exists everywhere. Not taken from anyio:
@@ -64,7 +65,7 @@ P = TypeVar("P", bound="Path")
 
 def _as_paths(cls: type[P], paths: Iterator[pathlib.Path]) -> Iterator[P]:
     """pathlib results as ours (in the pool); closing this closes ``paths``."""
-    with contextlib.closing(paths):  # type: ignore[type-var]
+    try:
         if cls.__init__ is not Path.__init__:  # a subclass may set more up
             yield from map(cls, paths)
             return
@@ -75,6 +76,8 @@ def _as_paths(cls: type[P], paths: Iterator[pathlib.Path]) -> Iterator[P]:
             ours = new(cls)
             ours._path = path
             yield ours
+    finally:
+        _iterate.close_iterator(paths)  # a generator, or from 3.13 a map
 
 
 def _plain(path: StrOrBytesPath | Path) -> Any:
@@ -270,8 +273,16 @@ class Path:
     async def expanduser(self: P) -> P:
         return type(self)(await run_blocking(self._path.expanduser))
 
-    async def group(self) -> str:
-        return await run_blocking(self._path.group)
+    if sys.version_info >= (3, 13):
+
+        async def group(self, *, follow_symlinks: bool = True) -> str:
+            group = functools.partial(self._path.group, follow_symlinks=follow_symlinks)
+            return await run_blocking(group)
+
+    else:
+
+        async def group(self) -> str:
+            return await run_blocking(self._path.group)
 
     async def hardlink_to(self, target: StrOrBytesPath | Path) -> None:
         await run_blocking(os.link, _plain(target), self._path)
@@ -368,8 +379,16 @@ class Path:
         """``aiofastread.open(self, ...)``: our file objects, opened in the pool."""
         return await async_open(self._path, mode, buffering, encoding, errors, newline)
 
-    async def owner(self) -> str:
-        return await run_blocking(self._path.owner)
+    if sys.version_info >= (3, 13):
+
+        async def owner(self, *, follow_symlinks: bool = True) -> str:
+            owner = functools.partial(self._path.owner, follow_symlinks=follow_symlinks)
+            return await run_blocking(owner)
+
+    else:
+
+        async def owner(self) -> str:
+            return await run_blocking(self._path.owner)
 
     async def read_bytes(self) -> bytes:
         return await _readfile.read_bytes(self._path)
