@@ -1,0 +1,165 @@
+"""The cooperative budget (aiofastread._budget), proven by counters.
+
+A task doing inline hits never suspends; without the budget no other task
+runs until it stops. With it, every ~budget of inline work the task yields
+once, so a second task's counter moves while the first still reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aiofastread
+from aiofastread import _budget
+from tests.conftest import make_file, warm
+
+SIZE = 4096
+READS = 10_000
+BUDGET_US = 100  # 100 us: 4 KiB hits cost 2024 ns each, a yield every 50 reads
+HITS_PER_YIELD = BUDGET_US * 1000 // _budget.cost(SIZE) + 1
+
+
+@pytest.fixture(autouse=True)
+def restore_budget() -> Iterator[None]:
+    saved = _budget.BUDGET.limit
+    try:
+        yield
+    finally:
+        _budget.BUDGET.limit = saved
+        _budget.BUDGET.spent = 0
+
+
+async def race(f: Any, op: Callable[[int], Awaitable[object]]) -> tuple[int, int]:
+    """A reader doing READS inline ops back to back next to a task counting
+    its turns: (the counter when the reader finished, coop_yields made)."""
+    turns = 0
+    done = False
+
+    async def other() -> None:
+        nonlocal turns
+        while not done:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def reader() -> int:
+        nonlocal done
+        for i in range(READS):
+            await op(i)
+        done = True
+        return turns
+
+    before = aiofastread.statistics().coop_yields
+    reading = asyncio.ensure_future(reader())  # first: it runs before the counter starts
+    counting = asyncio.ensure_future(other())
+    seen = await reading
+    await counting
+    return seen, aiofastread.statistics().coop_yields - before
+
+
+def ops(f: Any) -> dict[str, Callable[[int], Awaitable[object]]]:
+    buffer = bytearray(SIZE)
+
+    async def seek_read(i: int) -> object:
+        await f.seek((i % 64) * SIZE)
+        return await f.read(SIZE)
+
+    return {
+        "read": seek_read,
+        "pread": lambda i: f.pread(SIZE, (i % 64) * SIZE),
+        "pread_into": lambda i: f.pread_into(buffer, (i % 64) * SIZE),
+    }
+
+
+@pytest.mark.parametrize("op", ["read", "pread", "pread_into"])
+async def test_inline_hits_let_another_task_run(data_dir: Path, backend: str, op: str) -> None:
+    if backend == "pool":
+        pytest.skip("the pool backend reads nothing inline: every read suspends")
+    path = data_dir / "f"
+    make_file(path, 64 * SIZE)
+    aiofastread.configure(coop_budget_us=BUDGET_US)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.pread(SIZE, 0)  # WARM from here: every op below is an inline hit
+        _budget.BUDGET.spent = 0
+        before = aiofastread.statistics()
+        turns, yields = await race(f, ops(f)[op])
+        hits = aiofastread.statistics().inline_hits - before.inline_hits
+    assert hits == READS
+    # One yield per HITS_PER_YIELD hits (the last hits may leave the budget unspent).
+    assert READS // HITS_PER_YIELD - 1 <= yields <= READS // HITS_PER_YIELD
+    assert turns >= yields - 1  # each yield gave the other task its turn
+    assert turns >= 100
+
+
+async def test_without_the_budget_the_other_task_never_runs(data_dir: Path, backend: str) -> None:
+    if backend == "pool":
+        pytest.skip("the pool backend reads nothing inline: every read suspends")
+    path = data_dir / "f"
+    make_file(path, 64 * SIZE)
+    aiofastread.configure(coop_budget_us=0)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.pread(SIZE, 0)
+        turns, yields = await race(f, ops(f)["read"])
+    assert (turns, yields) == (0, 0)
+
+
+async def test_the_general_path_yields_too(data_dir: Path, backend: str) -> None:
+    """readline fills its window through _read.read_at: charged, and it
+    yields before an inline read once the budget is spent."""
+    path = data_dir / "lines"
+    path.write_bytes(b"x" * 30_000 + b"\n")
+    aiofastread.configure(coop_budget_us=BUDGET_US)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.pread(SIZE, 0)
+        before = aiofastread.statistics().coop_yields
+        for _ in range(40):
+            await f.seek(0)
+            assert len(await f.readline()) == 30_001
+        yields = aiofastread.statistics().coop_yields - before
+    if backend == "pool":
+        assert yields == 0
+    else:  # each fill: 30 KiB (64 KiB asked, 30 KiB there): ~8.5 us; 100 us: 1 yield in ~12
+        assert yields >= 2
+
+
+async def test_a_read_cancelled_at_its_yield_changes_nothing(data_dir: Path, backend: str) -> None:
+    path = data_dir / "f"
+    data = make_file(path, 64 * SIZE)
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.pread(SIZE, 0)
+        await f.seek(SIZE)
+        await asyncio.sleep(0)  # the reset the pread armed runs
+        _budget.BUDGET.spent = _budget.BUDGET.limit + 1  # spent: the next read yields first
+        task = asyncio.ensure_future(f.read(SIZE))
+        await asyncio.sleep(0)  # the read is at its yield
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await f.tell() == SIZE
+        assert await f.read(SIZE) == data[SIZE : 2 * SIZE]
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(-1, ValueError), (float("nan"), ValueError), ("1", TypeError), (True, TypeError)],
+)
+def test_configure_refuses_bad_budgets(value: Any, error: type[Exception]) -> None:
+    with pytest.raises(error, match="coop_budget_us"):
+        aiofastread.configure(coop_budget_us=value)
+
+
+def test_configure_sets_and_turns_off() -> None:
+    aiofastread.configure(coop_budget_us=250)
+    assert _budget.BUDGET.limit == 250_000
+    aiofastread.configure(coop_budget_us=0)
+    assert not _budget.over()
+    _budget.BUDGET.spent = 10**15
+    assert not _budget.over()  # off: never spent
