@@ -118,20 +118,29 @@ def _capi_read_nowait() -> ReadNowait | None:
     return function
 
 
-def _make_native_into() -> ReadNowaitInto:
-    """The inline read into a caller's buffer: the kernel copies straight
-    into it (cffi's from_buffer pins it, no copy of ours)."""
+def _cffi_read_nowait_into(fd: int, buffer: Any, size: int, offset: int) -> int:
+    """The inline read into any writable buffer: cffi's from_buffer pins it
+    and the kernel copies straight in (the C read_nowait_into hands every
+    buffer but a bytearray to this)."""
     assert _native_cffi is not None
-    pread_flags = _native_cffi.lib.afr_pread_flags
-    from_buffer = _native_cffi.ffi.from_buffer
+    cbuf = _native_cffi.ffi.from_buffer("char[]", buffer, require_writable=True)
+    n: int = _native_cffi.lib.afr_pread_flags(fd, cbuf, size, offset, RWF_NOWAIT)
+    return n
 
-    def cffi_read_nowait_into(fd: int, buffer: Any, size: int, offset: int) -> int:
-        n: int = pread_flags(
-            fd, from_buffer("char[]", buffer, require_writable=True), size, offset, RWF_NOWAIT
-        )
-        return n
 
-    return cffi_read_nowait_into
+def _make_native_into() -> ReadNowaitInto:
+    """The C read_nowait_into when the module has it (a bytearray costs no
+    cffi conversion), else the cffi one; handed out as read_nowait is."""
+    assert _native_cffi is not None
+    ffi, lib = _native_cffi.ffi, _native_cffi.lib
+    if getattr(lib, "AFR_HAS_CAPI_READ", 0):
+        address = int(ffi.cast("uintptr_t", lib.afr_read_nowait_into_function()))
+        if address:
+            function: ReadNowaitInto = ctypes.cast(
+                ctypes.c_void_p(address), ctypes.py_object
+            ).value
+            return function
+    return _cffi_read_nowait_into
 
 
 def _make_native() -> tuple[ReadNowait, Cachestat | None]:
