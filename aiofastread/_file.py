@@ -93,10 +93,9 @@ def _count_hit(h: FileHandle, end: int, size: int) -> None:
     if not hits & 15 and h.pool.busy:
         os.sched_yield()
     b = _BUDGET
-    spent = b.spent
-    if not spent:
+    spent = b.spent = b.spent + 1000 + (size >> 2)
+    if spent > b.arm_at:
         _budget.arm()
-    b.spent = spent + 1000 + (size >> 2)
 
 
 class AsyncBufferedReader:
@@ -201,10 +200,9 @@ class AsyncBufferedReader:
                 if not hits & 15 and h.pool.busy:
                     os.sched_yield()
                 # _budget.charge written out (its cost: 1000 + size / 4 ns).
-                spent = b.spent
-                if not spent:
+                spent = b.spent = b.spent + 1000 + (size >> 2)
+                if spent > b.arm_at:
                     _budget.arm()
-                b.spent = spent + 1000 + (size >> 2)
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).
@@ -489,10 +487,9 @@ class AsyncBufferedReader:
                 h.seq_end = offset + size
                 if not hits & 15 and h.pool.busy:
                     os.sched_yield()
-                spent = b.spent
-                if not spent:
+                spent = b.spent = b.spent + 1000 + (size >> 2)
+                if spent > b.arm_at:
                     _budget.arm()
-                b.spent = spent + 1000 + (size >> 2)
                 return got
             return await _read.read_at(h, offset, size, attempt=got)
         size = check_index(size)

@@ -151,12 +151,13 @@ def budget(over: bool) -> Iterator[None]:
     """The cooperative budget at its default limit, spent or not."""
     saved = _budget.BUDGET.limit
     _budget.BUDGET.limit = _budget.DEFAULT_BUDGET_NS
+    _budget._reset()
     set_budget(over)
     try:
         yield
     finally:
         _budget.BUDGET.limit = saved
-        _budget.BUDGET.spent = 0
+        _budget._reset()
 
 
 def set_budget(over: bool) -> None:
