@@ -28,6 +28,7 @@ from aiofastread._checks import (
     check_size,
     lseek_restoring,
     resolve_seek,
+    writable_view,
 )
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Decision, FileState, FileStatistics
@@ -298,7 +299,7 @@ class AsyncBufferedReader:
             got = self._inline_into(buffer, len(buffer), offset)
             if got == len(buffer):
                 return got
-        view = _writable_view(buffer, "pread_into")
+        view = writable_view(buffer, "pread_into")
         offset = check_index(offset)
         if offset < 0:
             raise ValueError(f"pread_into offset must be non-negative, got {offset}")
@@ -344,7 +345,7 @@ class AsyncBufferedReader:
         return await self._readinto(buffer, "readinto1")
 
     async def _readinto(self, buffer: Any, what: str) -> int:
-        view = _writable_view(buffer, what)
+        view = writable_view(buffer, what)
         self._check_open("readinto of closed file")
         async with self._lock:
             self._check_open("readinto of closed file")
@@ -598,16 +599,3 @@ class AsyncBufferedReader:
             if self._detached:
                 raise ValueError("raw stream has been detached")
             raise ValueError(message)
-
-
-def _writable_view(buffer: Any, what: str) -> memoryview:
-    """``buffer`` as a writable flat view of bytes, or io's TypeError."""
-    try:
-        view = memoryview(buffer)
-    except TypeError:
-        view = None
-    if view is None or view.readonly:
-        raise TypeError(
-            f"{what}() argument must be read-write bytes-like object, not {type(buffer).__name__}"
-        )
-    return view.cast("B")
