@@ -94,9 +94,9 @@ def _count_hit(h: FileHandle, end: int, size: int) -> None:
     if not hits & 15 and h.pool.busy:
         os.sched_yield()
     b = _BUDGET
-    spent = b.spent = b.spent + 1000 + (size >> 2)
-    if spent > b.arm_at:
-        _budget.arm()
+    spent = b.spent = b.spent + size + 4000  # _budget.charge (4000: COST_PER_OP)
+    if spent > b.next:
+        _budget.crossed()
 
 
 class AsyncBufferedReader:
@@ -185,7 +185,7 @@ class AsyncBufferedReader:
             and POLICY.enabled
             and not h.direct_io
             and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
-            and b.spent <= b.limit  # else _read.read_at yields first (_budget)
+            and b.ok  # else _read.read_at yields first (_budget)
         ):
             # Loaded, then called: a call straight off the Backend's slot
             # is not specialised by CPython 3.11 (~20 ns more a read).
@@ -200,10 +200,10 @@ class AsyncBufferedReader:
                 # saves a global lookup a read; the tests count the yields).
                 if not hits & 15 and h.pool.busy:
                     os.sched_yield()
-                # _budget.charge written out (its cost: 1000 + size / 4 ns).
-                spent = b.spent = b.spent + 1000 + (size >> 2)
-                if spent > b.arm_at:
-                    _budget.arm()
+                # _budget.charge written out (4000: _budget.COST_PER_OP).
+                spent = b.spent = b.spent + size + 4000
+                if spent > b.next:
+                    _budget.crossed()
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).
@@ -332,7 +332,7 @@ class AsyncBufferedReader:
             and POLICY.enabled
             and not h.direct_io
             and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
-            and b.spent <= b.limit
+            and b.ok
         ):
             read_nowait_into = _native.backend.read_nowait_into
             got = read_nowait_into(h.fd, buffer, size, offset)
@@ -477,7 +477,7 @@ class AsyncBufferedReader:
             and POLICY.enabled
             and not h.direct_io
             and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
-            and b.spent <= b.limit
+            and b.ok
         ):
             read_nowait = _native.backend.read_nowait
             got = read_nowait(h.fd, size, offset)
@@ -488,9 +488,9 @@ class AsyncBufferedReader:
                 h.seq_end = offset + size
                 if not hits & 15 and h.pool.busy:
                     os.sched_yield()
-                spent = b.spent = b.spent + 1000 + (size >> 2)
-                if spent > b.arm_at:
-                    _budget.arm()
+                spent = b.spent = b.spent + size + 4000
+                if spent > b.next:
+                    _budget.crossed()
                 return got
             return await _read.read_at(h, offset, size, attempt=got)
         size = check_index(size)

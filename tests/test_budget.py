@@ -20,8 +20,8 @@ from tests.conftest import make_file, warm
 
 SIZE = 4096
 READS = 10_000
-BUDGET_US = 100  # 100 us: 4 KiB hits cost 2024 ns each, a yield every 50 reads
-HITS_PER_YIELD = BUDGET_US * 1000 // _budget.cost(SIZE) + 1
+BUDGET_US = 100  # 100 us: 4 KiB hits cost ~2 us each (estimate), a yield every 50 reads
+HITS_PER_YIELD = BUDGET_US * _budget.UNITS_PER_US // _budget.cost(SIZE) + 1
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +85,7 @@ async def test_inline_hits_let_another_task_run(data_dir: Path, backend: str, op
     async with aiofastread.open(path, "rb") as f:
         warm(path)
         await f.pread(SIZE, 0)  # WARM from here: every op below is an inline hit
-        _budget.BUDGET.spent = 0
+        _budget._reset()
         before = aiofastread.statistics()
         turns, yields = await race(f, ops(f)[op])
         hits = aiofastread.statistics().inline_hits - before.inline_hits
@@ -137,7 +137,7 @@ async def test_a_read_cancelled_at_its_yield_changes_nothing(data_dir: Path, bac
         await f.pread(SIZE, 0)
         await f.seek(SIZE)
         await asyncio.sleep(0)  # the reset the pread armed runs
-        _budget.BUDGET.spent = _budget.BUDGET.limit + 1  # spent: the next read yields first
+        _budget.charge(4 * _budget.BUDGET.limit)  # spent: the next read yields first
         task = asyncio.ensure_future(f.read(SIZE))
         await asyncio.sleep(0)  # the read is at its yield
         task.cancel()
@@ -158,10 +158,12 @@ def test_configure_refuses_bad_budgets(value: Any, error: type[Exception]) -> No
 
 def test_configure_sets_and_turns_off() -> None:
     aiofastread.configure(coop_budget_us=250)
-    assert _budget.BUDGET.limit == 250_000
+    assert _budget.BUDGET.limit == 250 * _budget.UNITS_PER_US
+    _budget.charge(250 * _budget.UNITS_PER_US)
+    assert _budget.over()
     aiofastread.configure(coop_budget_us=0)
     assert not _budget.over()
-    _budget.BUDGET.spent = 10**15
+    _budget.charge(10**15)
     assert not _budget.over()  # off: never spent
 
 

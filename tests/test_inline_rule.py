@@ -150,7 +150,7 @@ def policy_enabled(enabled: bool) -> Iterator[None]:
 def budget(over: bool) -> Iterator[None]:
     """The cooperative budget at its default limit, spent or not."""
     saved = _budget.BUDGET.limit
-    _budget.BUDGET.limit = _budget.DEFAULT_BUDGET_NS
+    _budget.BUDGET.limit = _budget.DEFAULT_BUDGET_US * _budget.UNITS_PER_US
     _budget._reset()
     set_budget(over)
     try:
@@ -161,7 +161,9 @@ def budget(over: bool) -> Iterator[None]:
 
 
 def set_budget(over: bool) -> None:
-    _budget.BUDGET.spent = _budget.BUDGET.limit + 1 if over else 0
+    _budget._reset()
+    if over:
+        _budget.charge(_budget.BUDGET.limit)
 
 
 @contextlib.contextmanager
