@@ -190,3 +190,11 @@ async def test_tasks_that_suspend_between_reads_never_yield(data_dir: Path, back
         after = aiofastread.statistics()
     assert after.inline_hits - before.inline_hits == 16 * 200
     assert after.coop_yields == before.coop_yields
+
+
+async def test_coop_yields_are_counted_and_reset_with_the_statistics() -> None:
+    before = aiofastread.statistics().coop_yields
+    await _budget.pause()
+    assert aiofastread.statistics().coop_yields == before + 1
+    aiofastread.reset_statistics()
+    assert aiofastread.statistics().coop_yields == 0
