@@ -8,7 +8,8 @@ once, so a second task's counter moves while the first still reads.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +76,25 @@ def ops(f: Any) -> dict[str, Callable[[int], Awaitable[object]]]:
     }
 
 
-@pytest.mark.parametrize("op", ["read", "pread", "pread_into"])
-async def test_inline_hits_let_another_task_run(data_dir: Path, backend: str, op: str) -> None:
+@contextlib.asynccontextmanager
+async def warm_reader(data_dir: Path, backend: str, budget_us: float) -> AsyncIterator[Any]:
+    """An open reader of a cached file, already WARM (every read below it is
+    an inline hit), with the budget set to ``budget_us``."""
     if backend == "pool":
         pytest.skip("the pool backend reads nothing inline: every read suspends")
     path = data_dir / "f"
     make_file(path, 64 * SIZE)
-    aiofastread.configure(coop_budget_us=BUDGET_US)
+    aiofastread.configure(coop_budget_us=budget_us)
     async with aiofastread.open(path, "rb") as f:
         warm(path)
-        await f.pread(SIZE, 0)  # WARM from here: every op below is an inline hit
+        await f.pread(SIZE, 0)
         _budget._reset()
+        yield f
+
+
+@pytest.mark.parametrize("op", ["read", "pread", "pread_into"])
+async def test_inline_hits_let_another_task_run(data_dir: Path, backend: str, op: str) -> None:
+    async with warm_reader(data_dir, backend, BUDGET_US) as f:
         before = aiofastread.statistics()
         turns, yields = await race(f, ops(f)[op])
         hits = aiofastread.statistics().inline_hits - before.inline_hits
@@ -97,14 +106,7 @@ async def test_inline_hits_let_another_task_run(data_dir: Path, backend: str, op
 
 
 async def test_without_the_budget_the_other_task_never_runs(data_dir: Path, backend: str) -> None:
-    if backend == "pool":
-        pytest.skip("the pool backend reads nothing inline: every read suspends")
-    path = data_dir / "f"
-    make_file(path, 64 * SIZE)
-    aiofastread.configure(coop_budget_us=0)
-    async with aiofastread.open(path, "rb") as f:
-        warm(path)
-        await f.pread(SIZE, 0)
+    async with warm_reader(data_dir, backend, 0) as f:
         turns, yields = await race(f, ops(f)["read"])
     assert (turns, yields) == (0, 0)
 
@@ -171,14 +173,7 @@ async def test_tasks_that_suspend_between_reads_never_yield(data_dir: Path, back
     """The f1 shape: many tasks, one hit each per loop iteration. The loop
     iterates between them, so the budget is reset before it is ever spent:
     no yield (a reset that never came would show as a yield every ~50 reads)."""
-    if backend == "pool":
-        pytest.skip("the pool backend reads nothing inline")
-    path = data_dir / "f"
-    make_file(path, 64 * SIZE)
-    aiofastread.configure(coop_budget_us=BUDGET_US)
-    async with aiofastread.open(path, "rb") as f:
-        warm(path)
-        await f.pread(SIZE, 0)
+    async with warm_reader(data_dir, backend, BUDGET_US) as f:
         before = aiofastread.statistics()
 
         async def handler(seed: int) -> None:
