@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiofastread import _native, _policy, _pool
+from aiofastread import _budget, _native, _policy, _pool
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
 
@@ -25,6 +25,8 @@ class Statistics:
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
     tracked_files     inodes in the policy table
+    coop_yields       times a task yielded to the loop because its inline
+                      work used up the cooperative budget (coop_budget_us)
     """
 
     backend: str
@@ -42,6 +44,7 @@ class Statistics:
     bytes_inline: int
     bytes_pooled: int
     tracked_files: int
+    coop_yields: int
 
 
 def statistics() -> Statistics:
@@ -63,6 +66,7 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
+        coop_yields=_budget.BUDGET.yields,
     )
 
 
@@ -70,6 +74,7 @@ def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
     _pool.default_pool().reset_counters()
+    _budget.BUDGET.yields = 0
 
 
 def configure(
@@ -79,6 +84,7 @@ def configure(
     fast_path: bool | None = None,
     native_pool: bool | None = None,
     write_buffer_size: int | None = None,
+    coop_budget_us: float | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -90,6 +96,9 @@ def configure(
                    miss pool's C threads (which need no GIL); for comparison
     write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
                    buffering= (default 128 KiB; see aiofastread/_writer.py)
+    coop_budget_us inline work (us, estimated) a task may do without
+                   suspending before its next inline operation yields to the
+                   loop once (default 1000); 0 turns the budget off
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
@@ -104,6 +113,8 @@ def configure(
         from aiofastread import _writer  # imports _file, which imports this module
 
         _writer.set_default_buffer_size(write_buffer_size)
+    if coop_budget_us is not None:
+        _budget.set_limit(coop_budget_us)
 
 
 def use_backend(name: str) -> None:
