@@ -9,6 +9,7 @@ from aiofastread import tempfile, threadpool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager, open
 from aiofastread._policy import FileStatistics
+from aiofastread._readfile import read_bytes, read_text
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
 from aiofastread.threadpool import (
     stderr,
@@ -27,6 +28,8 @@ __all__ = [
     "backend",
     "configure",
     "open",
+    "read_bytes",
+    "read_text",
     "reset_statistics",
     "statistics",
     "stderr",

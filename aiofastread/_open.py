@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
 
 from aiofastread import _pool
 from aiofastread._file import AsyncBufferedReader
+from aiofastread._fspolicy import learn_from
 from aiofastread._handle import FileHandle, is_direct_io
 from aiofastread._read import learn_readahead
 from aiofastread._runtime import POLICY
@@ -270,7 +271,10 @@ def _open_blocking(
         opener=opener,
     )
     try:
-        return describe(obj)
+        opened = describe(obj)
+        if opened.bridgeable and opener is None:  # where the file lives, for inline opens
+            learn_from(file, cast(io.FileIO, _fileio_of(obj)).fileno(), opened.dev)
+        return opened
     except BaseException:
         obj.close()
         raise
@@ -294,21 +298,13 @@ async def _open(
     executor: concurrent.futures.Executor | None,
 ) -> Any:
     from aiofastread import threadpool  # looked up now: tests patch it
+    from aiofastread._inline_open import try_open  # (moves with open() to threadpool)
 
     pool = _pool.default_pool()
-    opened: Opened = await _open_shielded(
-        pool,
-        executor,
-        threadpool.sync_open,
-        file,
-        mode,
-        buffering,
-        encoding,
-        errors,
-        newline,
-        closefd,
-        opener,
-    )
+    args = (file, mode, buffering, encoding, errors, newline, closefd, opener)
+    opened = try_open(*args, threadpool.sync_open)
+    if opened is None:
+        opened = await _open_shielded(pool, executor, threadpool.sync_open, *args)
     return make_async(
         opened,
         mode=mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from aiofastread import _native, _policy, _pool
+from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.cachestat is not None)
 
@@ -25,6 +26,11 @@ class Statistics:
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
     tracked_files     inodes in the policy table
+    inline_opens      opens done on the loop (openat2 RESOLVE_CACHED)
+    open_fallbacks    inline opens tried and handed to the pool (EAGAIN, ...)
+    inline_closes     read-only descriptors closed on the loop
+    local_filesystems   filesystems seen, known local (inline opens allowed)
+    remote_filesystems  filesystems seen, network/FUSE/unknown (pool only)
     """
 
     backend: str
@@ -42,6 +48,11 @@ class Statistics:
     bytes_inline: int
     bytes_pooled: int
     tracked_files: int
+    inline_opens: int
+    open_fallbacks: int
+    inline_closes: int
+    local_filesystems: int
+    remote_filesystems: int
 
 
 def statistics() -> Statistics:
@@ -63,12 +74,18 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
+        inline_opens=FILESYSTEMS.inline_opens,
+        open_fallbacks=FILESYSTEMS.open_fallbacks,
+        inline_closes=FILESYSTEMS.inline_closes,
+        local_filesystems=FILESYSTEMS.local_filesystems,
+        remote_filesystems=FILESYSTEMS.remote_filesystems,
     )
 
 
 def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
+    FILESYSTEMS.reset()
     _pool.default_pool().reset_counters()
 
 
@@ -105,6 +122,7 @@ def use_backend(name: str) -> None:
     _native.use(name)
     POLICY.has_cachestat = _native.cachestat is not None
     POLICY.clear()
+    FILESYSTEMS.clear()
 
 
 def backend() -> str:

@@ -51,9 +51,25 @@ ffibuilder.cdef(
     static const long AFR_PAGE_SIZE;
     """
 )
+
+# --- afr_open.c (small-files, issue 12): opens that cannot block ----------
+OPEN_SOURCE = "afr_open.c"
+ffibuilder.cdef(
+    """
+    /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):
+       fd or -errno; out = {st_mode, st_size, st_dev, st_ino}. */
+    int afr_open_cached(const char *path, long long *out);
+    /* fstatfs(2) f_type or -errno (blocking: pool side). */
+    long long afr_fstatfs_type(int fd);
+    static const int AFR_HAS_OPENAT2;
+    """
+)
+# --- end afr_open.c ---------------------------------------------------------
+
 ffibuilder.set_source(
     "aiofastread._native_cffi",
-    (HERE / "aiofastread_native.c").read_text(),
+    (HERE / "aiofastread_native.c").read_text() + f'\n#include "{OPEN_SOURCE}"\n',
+    include_dirs=[str(HERE)],
     # A missing compiler must not fail `pip install`: setuptools turns a
     # failed optional extension into a warning.
     libraries=["pthread"],

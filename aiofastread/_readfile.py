@@ -1,0 +1,97 @@
+"""Whole-file helpers: ``read_bytes(path)`` and ``read_text(path, ...)``.
+
+The commonest thing an application does with a file is read a small one
+whole (a template, a config, a certificate). Done as ``open``, ``read``,
+``close`` through a thread pool that is two or three thread hops for a few
+microseconds of work. Here, when everything is cached, all of it happens on
+the loop: the open from the dentry cache (``_inline_open``), the read by
+preadv2(RWF_NOWAIT) under the per-file policy (``_read``), the close of a
+read-only descriptor on a local filesystem (``_handle``). When the open
+cannot be done inline, ONE pool job opens, reads and closes; when only the
+read misses, that read is the one pool job.
+
+Results and exceptions are ``pathlib.Path.read_bytes``/``read_text``'s: the
+pool job is CPython's ``io.open(path, "rb").read()``, and text is decoded by
+CPython's own ``TextIOWrapper`` over the bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Union
+
+from aiofastread import _pool
+from aiofastread._fspolicy import learn_from
+from aiofastread._handle import FileHandle
+from aiofastread._inline_open import open_cached
+from aiofastread._read import read_to_eof
+from aiofastread._runtime import POLICY
+
+StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+async def read_bytes(path: StrOrBytesPath) -> bytes:
+    """The whole contents of the file at ``path``, as ``Path.read_bytes``."""
+    check_path(path, "read_bytes")
+    found = open_cached(path)
+    if found is None:
+        pool = _pool.default_pool()
+        data: bytes = await pool.run(read_blocking, path)
+        return data
+    fd, _mode, size, dev, ino = found
+    try:
+        raw = io.FileIO(fd, "r")
+    except BaseException:
+        os.close(fd)  # read-only, local: cannot block
+        raise
+    handle = FileHandle(
+        raw,
+        POLICY.state_for(dev, ino),
+        size=size,
+        direct_io=False,
+        pool=_pool.default_pool(),
+        executor=None,
+    )
+    try:
+        return await read_to_eof(handle, 0)
+    finally:
+        # Inline when no pool read is in flight; else once it has finished
+        # (a cancelled read's thread may still use the fd: invariant 3).
+        await handle.close()
+
+
+async def read_text(
+    path: StrOrBytesPath,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+) -> str:
+    """The file at ``path`` decoded, as ``Path.read_text`` (3.13's
+    ``newline`` included): universal newlines unless ``newline`` says
+    otherwise, the locale's encoding when none is given."""
+    data = await read_bytes(path)
+    return decode(data, encoding, errors, newline)
+
+
+def decode(data: bytes, encoding: str | None, errors: str | None, newline: str | None) -> str:
+    """What ``open(path, "r", ...).read()`` returns for a file holding
+    ``data`` (CPython's TextIOWrapper over memory: no I/O)."""
+    with io.TextIOWrapper(io.BytesIO(data), encoding, errors, newline) as text:
+        return text.read()
+
+
+def read_blocking(path: StrOrBytesPath) -> bytes:
+    """Pool side: open, read and close in one job (``Path.read_bytes``)."""
+    with open(path, "rb") as f:
+        fd = f.fileno()
+        learn_from(path, fd, os.fstat(fd).st_dev)  # so that the next open may be inline
+        return f.read()
+
+
+def check_path(path: object, what: str) -> None:
+    """A path, not a descriptor: these helpers open and close what they read."""
+    if isinstance(path, int) or not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"{what}() takes a path (str, bytes or os.PathLike), not {type(path).__name__}"
+        )
