@@ -164,6 +164,11 @@ class FilesystemPolicy:
         """Zero the counters (what was learnt is kept)."""
         self.inline_opens = self.open_fallbacks = self.inline_closes = 0
 
+    def after_fork(self) -> None:
+        # A pool thread of the parent may have held the lock: the child has
+        # none of those threads. What was learnt stays true (same mounts).
+        self._lock = threading.Lock()
+
     def clear(self) -> None:
         """Forget everything (tests, a backend switch)."""
         self._dirs.clear()
@@ -172,6 +177,8 @@ class FilesystemPolicy:
 
 
 FILESYSTEMS = FilesystemPolicy()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=FILESYSTEMS.after_fork)
 
 
 _FS_ENCODING: Final = sys.getfilesystemencoding()  # os.fsencode's
