@@ -66,11 +66,14 @@ def open_cached(file: object) -> tuple[int, int, int, int, int] | None:
         return None
     mode, size, dev, ino = _ffi.unpack(out, 4)
     if not stat.S_ISREG(mode) or not FILESYSTEMS.accept(directory, expected, dev):
-        # A directory, FIFO or device (closing a device can wait), or a
-        # file elsewhere than its directory, on a filesystem not known
-        # local: close it in the pool, open it there as before.
+        # A directory or a FIFO (io.open raises IsADirectoryError, or waits
+        # for a writer), a device, or a file on a filesystem not known local
+        # (a symlink can lead anywhere): the pool opens it as before.
         FILESYSTEMS.open_fallbacks += 1
-        _pool.default_pool().submit_detached(os.close, fd)
+        if stat.S_ISDIR(mode) or stat.S_ISFIFO(mode):
+            os.close(fd)  # nothing to flush or to wait for in either
+        else:
+            _pool.default_pool().submit_detached(os.close, fd)  # a device's close can wait
         return None
     if dev != expected:
         # A symlink to another local filesystem: its readahead window is

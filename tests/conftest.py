@@ -112,6 +112,9 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     # (the only kind opened inline) cannot wait: error paths right after an
     # inline open close it on the loop.
     bb.functions["os.close"].can_block_in("aiofastread/_inline_open.py", "build_stack")
+    # ... and a directory or a FIFO opened inline (O_NONBLOCK) and declined:
+    # nothing to flush, no one to wait for.
+    bb.functions["os.close"].can_block_in("aiofastread/_inline_open.py", "open_cached")
     bb.functions["os.close"].can_block_in("aiofastread/_readfile.py", "read_bytes")
     for key, func in bb.functions.items():
         if key.startswith("io."):
