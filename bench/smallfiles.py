@@ -12,9 +12,11 @@ a set in turn, the way a user would write it:
 
 Warm: every file is in the page cache and its dentry in the dentry cache
 (read right before each round). Cold: before each engine's batch the
-batch's pages are dropped (fadvise DONTNEED) and so are the dentries and
-inodes (``echo 2 > /proc/sys/vm/drop_caches``: root only, machine-wide),
-so the open must look the path up on disk too.
+batch's pages are dropped (fsync + fadvise DONTNEED) and so are the
+dentries and inodes (``echo 2 > /proc/sys/vm/drop_caches``: root only,
+machine-wide), so the open must look the path up again (from directory
+blocks still in the block device's cache: ``echo 3`` would drop every
+other user's page cache too) and the read goes to the disk.
 
 A round runs one batch of each engine (order rotated every round), each
 batch reading ``--batch`` different files; per-file time = batch time /
@@ -25,7 +27,7 @@ Pool submissions per file for the aiofastread engines come from
 ``aiofastread.statistics()`` (warm: 0 means no thread hop at all).
 
 Run:  python bench/smallfiles.py [--sizes 1KiB,16KiB,256KiB,1MiB]
-          [--loops asyncio,uvloop] [--files 3000] [--rounds 7] [--batch 200]
+          [--loops asyncio,uvloop] [--files 3000] [--rounds 60] [--batch 25]
           [--cold] [--json out.json]
 """
 
@@ -109,6 +111,7 @@ def evict(paths: Sequence[str]) -> None:
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
+            os.fsync(fd)  # dirty pages would stay
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
@@ -181,8 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1KiB,16KiB,256KiB,1MiB")
     parser.add_argument("--loops", default="asyncio,uvloop")
     parser.add_argument("--files", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--batch", type=int, default=200)
+    # Many short rounds: on a shared 2-core VM one preemption spoils a batch;
+    # the median over 60 rounds of 25 files each was stable to ~10% here.
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=25)
     parser.add_argument("--cold", action="store_true", help="drop pages and dentries first")
     parser.add_argument("--dir", default=None, help="where to make the files (default: a temp dir)")
     parser.add_argument("--json", default=None)
@@ -202,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=args.dir) as root:
         sets = {}
         for size in sizes:
-            count = max(args.batch, min(args.files, MAX_SET_BYTES // size))
+            count = max(args.batch, min(args.files, MAX_SET_BYTES // size))  # 3000, 512 at 1 MiB
             sets[size] = make_set(Path(root), size, count)
         for loop_name in args.loops.split(","):
             loop = new_loop(loop_name)
