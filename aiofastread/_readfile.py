@@ -12,7 +12,9 @@ read misses, that read is the one pool job.
 
 Results and exceptions are ``pathlib.Path.read_bytes``/``read_text``'s: the
 pool job is CPython's ``io.open(path, "rb").read()``, and text is decoded by
-CPython's own ``TextIOWrapper`` over the bytes.
+CPython's own ``TextIOWrapper`` over the bytes. A cached file whose size is
+known is read by one NOWAIT read of size + 1 on the bare descriptor: no file
+object is built unless something has to go to the pool.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import io
 import os
 from typing import Union
 
-from aiofastread import _pool
-from aiofastread._fspolicy import learn_from
+from aiofastread import _native, _pool
+from aiofastread._fspolicy import FILESYSTEMS, learn_from
 from aiofastread._handle import FileHandle
 from aiofastread._inline_open import open_cached
-from aiofastread._read import read_to_eof
+from aiofastread._policy import INLINE_MAX, Decision, InodeState, Outcome
+from aiofastread._read import YIELD_EVERY_MASK, read_at, read_to_eof
 from aiofastread._runtime import POLICY
 
 StrOrBytesPath = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -40,25 +43,62 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
         data: bytes = await pool.run(read_blocking, path)
         return data
     fd, _mode, size, dev, ino = found
+    inode = POLICY.state_for(dev, ino)
+    attempt = read_whole_nowait(fd, size, inode)
+    if type(attempt) is bytes and len(attempt) == size:
+        # All of it, and EOF right there (size + 1 was asked for): the
+        # descriptor was only read, on a local filesystem.
+        os.close(fd)
+        FILESYSTEMS.inline_closes += 1
+        return attempt
     try:
         raw = io.FileIO(fd, "r")
     except BaseException:
         os.close(fd)  # read-only, local: cannot block
         raise
     handle = FileHandle(
-        raw,
-        POLICY.state_for(dev, ino),
-        size=size,
-        direct_io=False,
-        pool=_pool.default_pool(),
-        executor=None,
+        raw, inode, size=size, direct_io=False, pool=_pool.default_pool(), executor=None
     )
     try:
-        return await read_to_eof(handle, 0)
+        if attempt is None:
+            return await read_to_eof(handle, 0)
+        # The NOWAIT answer is judged (a miss, a cached prefix) and the pool
+        # reads what is missing, without a second NOWAIT try.
+        data = await read_at(handle, 0, size + 1, attempt=attempt)
+        if len(data) > size:  # it grew since the statx
+            data += await read_to_eof(handle, len(data))
+        return data
     finally:
         # Inline when no pool read is in flight; else once it has finished
         # (a cancelled read's thread may still use the fd: invariant 3).
         await handle.close()
+
+
+def read_whole_nowait(fd: int, size: int, inode: InodeState) -> bytes | int | None:
+    """One preadv2(RWF_NOWAIT) of ``size + 1`` bytes at 0, if the policy lets
+    the file be read inline and (for a file not known warm) cachestat finds
+    it all resident; its answer (bytes or -errno, not yet recorded unless a
+    whole hit), or None when it was not tried. The open+read+close of a
+    cached file then costs 1.1x of a blocking one (bench/smallfiles.py)."""
+    if not 0 < size < INLINE_MAX or not _native.CAN_READ_INLINE:
+        return None
+    decision = POLICY.decide(inode, size + 1)
+    if decision is Decision.POOL:
+        return None
+    if decision is Decision.CHECK_RESIDENCY:
+        cachestat = _native.cachestat
+        answer = cachestat(fd, 0, size) if cachestat is not None else -1
+        if isinstance(answer, int) or answer[0] < answer[1]:
+            POLICY.record(inode, Outcome.NOT_RESIDENT)
+            return None
+        POLICY.record(inode, Outcome.RESIDENT)
+    got = _native.read_nowait(fd, size + 1, 0)
+    if type(got) is bytes and len(got) == size:
+        POLICY.record(inode, Outcome.HIT, size)
+        pool = _pool.default_pool()
+        if not inode.counters.inline_hits & YIELD_EVERY_MASK and pool.busy:
+            os.sched_yield()  # as _read.yield_to_pool: let pool threads have the GIL
+    return got
 
 
 async def read_text(

@@ -27,7 +27,7 @@ from unittest import mock
 import pytest
 
 import aiofastread
-from aiofastread import _fspolicy, _native
+from aiofastread import _fspolicy, _inline_open, _native
 from aiofastread._fspolicy import MIXED, FilesystemPolicy
 from tests.conftest import evict, make_file, until, warm
 from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
@@ -532,3 +532,39 @@ async def test_cancellation_leaks_no_descriptor(small: tuple[Path, bytes]) -> No
     await settle()
     # A deferred close is submitted when the read's thread ends: settle again.
     await settle()
+
+
+@pytest.mark.parametrize("change", [-100, 100])
+async def test_read_bytes_of_a_file_that_changed_size_since_its_statx(
+    small: tuple[Path, bytes], inline: bool, change: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The NOWAIT read asks for the size seen + 1: a file that grew (or
+    shrank) since is still read to its end, as Path.read_bytes reads it."""
+    path, data = small
+    await learn(path.parent)
+    from aiofastread import _readfile
+
+    def stale(file: object) -> tuple[int, int, int, int, int] | None:
+        found = _inline_open.open_cached(file)
+        if found is None:
+            return None
+        fd, mode, size, dev, ino = found
+        return fd, mode, size + change, dev, ino
+
+    monkeypatch.setattr(_readfile, "open_cached", stale)
+    for _ in range(2):  # UNKNOWN (cachestat first), then WARM
+        warm(path)
+        assert await aiofastread.read_bytes(path) == data
+
+
+async def test_read_bytes_nowait_miss_is_not_tried_twice(
+    small: tuple[Path, bytes], inline: bool
+) -> None:
+    path, data = small
+    await learn(path.parent)
+    assert await aiofastread.read_bytes(path) == data  # WARM now
+    evict(path)
+    before = stats()
+    assert await aiofastread.read_bytes(path) == data
+    assert delta(before, "inline_misses") == int(inline)  # one EAGAIN, then the pool
+    assert delta(before, "pool_submissions") == 1
