@@ -7,11 +7,12 @@ what aiofastread adds.
 
 from aiofastread import tempfile, threadpool
 from aiofastread._file import AsyncBufferedReader
-from aiofastread._open import AiofilesContextManager, open
+from aiofastread._open import AiofilesContextManager
 from aiofastread._policy import FileStatistics
 from aiofastread._readfile import read_bytes, read_text
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
 from aiofastread.threadpool import (
+    open,
     stderr,
     stderr_bytes,
     stdin,

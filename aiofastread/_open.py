@@ -1,46 +1,31 @@
-"""``open()``: aiofiles' awaitable and ``async with``-able opener.
+"""Opening in the pool, under ``open()`` and ``tempfile``.
 
 The open itself (and the fstat that follows) runs in the pool: a path
 lookup can block on a cold directory or a network filesystem. CPython's
-``io.open`` does the opening (through ``threadpool.sync_open``, looked up at
-each call so tests can patch it, as with aiofiles), so every mode, argument
-check, exception and warning is CPython's own. Then "rb" gets our
-hand-written reader, every other mode on a regular file CPython's own io
-stack over our raw (``_bridge``), and anything else aiofiles' wrapping.
+``io.open`` does the opening (the caller hands in ``threadpool.sync_open``,
+which tests patch, as with aiofiles), so every mode, argument check,
+exception and warning is CPython's own. ``describe`` notes what the fast
+path needs of a regular file; ``threadpool._make`` then builds the async
+object on the loop. ``AiofilesContextManager`` is what ``open()`` returns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
 import stat
 from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from aiofastread import _pool
-from aiofastread._file import AsyncBufferedReader
 from aiofastread._fspolicy import learn_from
-from aiofastread._handle import FileHandle, is_direct_io
+from aiofastread._handle import is_direct_io
 from aiofastread._read import learn_readahead
-from aiofastread._runtime import POLICY
 
 if TYPE_CHECKING:
     import concurrent.futures
     from types import TracebackType
 
-    from _typeshed import (
-        FileDescriptorOrPath,
-        OpenBinaryMode,
-        OpenBinaryModeReading,
-        OpenBinaryModeUpdating,
-        OpenBinaryModeWriting,
-        OpenTextMode,
-    )
-
-    from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncFileIO
-    from aiofastread.threadpool.binary import AsyncBufferedReader as AsyncBufferedRandom
-    from aiofastread.threadpool.text import AsyncTextIOWrapper
+    from aiofastread import _pool
 
 T = TypeVar("T")
 
@@ -80,125 +65,6 @@ class AiofilesContextManager(Generic[T]):
         self._obj = None
         if obj is not None:
             await obj.close()  # type: ignore[attr-defined]
-
-
-_Opener = Callable[[str, int], int]
-
-
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: OpenTextMode = "r",
-    buffering: int = -1,
-    encoding: str | None = None,
-    errors: str | None = None,
-    newline: str | None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[AsyncTextIOWrapper]: ...
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: OpenBinaryMode,
-    buffering: Literal[0],
-    encoding: None = None,
-    errors: None = None,
-    newline: None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[AsyncFileIO]: ...
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: OpenBinaryModeReading,
-    buffering: Literal[-1, 1] = -1,
-    encoding: None = None,
-    errors: None = None,
-    newline: None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[AsyncBufferedReader]: ...
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: OpenBinaryModeUpdating,
-    buffering: Literal[-1, 1] = -1,
-    encoding: None = None,
-    errors: None = None,
-    newline: None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[AsyncBufferedRandom]: ...
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: OpenBinaryModeWriting,
-    buffering: Literal[-1, 1] = -1,
-    encoding: None = None,
-    errors: None = None,
-    newline: None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[AsyncBufferedIOBase]: ...
-@overload
-def open(
-    file: FileDescriptorOrPath,
-    mode: str,
-    buffering: int = -1,
-    encoding: str | None = None,
-    errors: str | None = None,
-    newline: str | None = None,
-    closefd: bool = True,
-    opener: _Opener | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[Any]: ...
-
-
-def open(
-    file: Any,
-    mode: str = "r",
-    buffering: int = -1,
-    encoding: str | None = None,
-    errors: str | None = None,
-    newline: str | None = None,
-    closefd: bool = True,
-    opener: Callable[[str, int], int] | None = None,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AiofilesContextManager[Any]:
-    """Open a file; same arguments, results and exceptions as aiofiles.open."""
-    return AiofilesContextManager(
-        _open(
-            file,
-            mode,
-            buffering,
-            encoding,
-            errors,
-            newline,
-            closefd,
-            opener,
-            loop=loop,
-            executor=executor,
-        )
-    )
 
 
 class Opened:
@@ -248,7 +114,7 @@ def describe(obj: Any) -> Opened:
     return Opened(obj, st.st_dev, st.st_ino, st.st_size, is_direct_io(fd), pos, bridgeable=True)
 
 
-def _open_blocking(
+def open_blocking(
     sync_open: Callable[..., Any],
     file: Any,
     mode: str,
@@ -280,90 +146,16 @@ def _open_blocking(
         raise
 
 
-def _is_plain_binary_read(mode: str, buffering: int) -> bool:
+def is_plain_binary_read(mode: str, buffering: int) -> bool:
     return set(mode) <= set("rb") and "b" in mode and buffering != 0
 
 
-async def _open(
-    file: Any,
-    mode: str,
-    buffering: int,
-    encoding: str | None,
-    errors: str | None,
-    newline: str | None,
-    closefd: bool,
-    opener: Callable[[str, int], int] | None,
-    *,
-    loop: asyncio.AbstractEventLoop | None,
-    executor: concurrent.futures.Executor | None,
-) -> Any:
-    from aiofastread import threadpool  # looked up now: tests patch it
-    from aiofastread._inline_open import try_open  # (moves with open() to threadpool)
-
-    pool = _pool.default_pool()
-    args = (file, mode, buffering, encoding, errors, newline, closefd, opener)
-    opened = try_open(*args, threadpool.sync_open)
-    if opened is None:
-        opened = await _open_shielded(pool, executor, threadpool.sync_open, *args)
-    return make_async(
-        opened,
-        mode=mode,
-        buffering=buffering,
-        newline=newline,
-        pool=pool,
-        loop=loop,
-        executor=executor,
-    )
-
-
-def make_async(
-    opened: Opened,
-    *,
-    mode: str,
-    buffering: int,
-    newline: str | None,
-    pool: _pool.MissPool,
-    loop: asyncio.AbstractEventLoop | None,
-    executor: concurrent.futures.Executor | None,
-) -> Any:
-    """The async object for what was opened (on the loop, no I/O)."""
-    from aiofastread import threadpool
-
-    if not opened.bridgeable:
-        return threadpool.wrap(opened.obj, loop=loop, executor=executor)
-    inode = POLICY.state_for(opened.dev, opened.ino)
-    if _is_plain_binary_read(mode, buffering) and type(opened.obj) is io.BufferedReader:
-        raw = cast(io.FileIO, opened.obj.detach())
-        handle = FileHandle(
-            raw, inode, size=opened.size, direct_io=opened.direct_io, pool=pool, executor=executor
-        )
-        reader = AsyncBufferedReader(
-            handle, name=raw.name, mode=raw.mode, loop=loop, executor=executor
-        )
-        reader._pos = opened.pos  # an inherited fd may not be at offset 0
-        return reader
-    from aiofastread._bridge import wrap_opened  # the CPython-io layer over our raw
-
-    return wrap_opened(
-        opened.obj,
-        inode,
-        size=opened.size,
-        direct_io=opened.direct_io,
-        pool=pool,
-        loop=loop,
-        executor=executor,
-        pos=opened.pos,
-        buffering=buffering,
-        newline=newline,
-    )
-
-
-async def _open_shielded(
+async def open_shielded(
     pool: _pool.MissPool, executor: concurrent.futures.Executor | None, *args: Any
 ) -> Opened:
     """Open in the pool; if the awaiter is cancelled, close what was opened."""
     opened: Opened = await run_undoing_late(
-        pool, executor, lambda o: o.owner.close(), _open_blocking, *args
+        pool, executor, lambda o: o.owner.close(), open_blocking, *args
     )
     return opened
 

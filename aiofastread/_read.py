@@ -143,9 +143,9 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     that continues a stream: so must the ``lookahead`` after it, checked once
     per lookahead of progress (``h.ahead_ok_to``).
     """
-    stream = offset == h.seq_end
-    if known_warm and (not stream or offset + size <= h.ahead_ok_to):
+    if known_warm and lookahead_checked(h, offset, size):
         return True
+    stream = offset == h.seq_end
     ahead = lookahead(h) if stream else 0
     length = min(size + 2 * ahead, h.size_hint - offset)
     cachestat = _native.cachestat
@@ -170,6 +170,12 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
         end = offset + length
         h.ahead_ok_to = end - ahead if end < h.size_hint else end + ahead
     return True
+
+
+def lookahead_checked(h: FileHandle, offset: int, size: int) -> bool:
+    """Whether a read needs no new look at the pages ahead: it does not
+    continue the stream, or it ends within what the last look found cached."""
+    return offset != h.seq_end or offset + size <= h.ahead_ok_to
 
 
 def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tuple[bytes, bool]:
@@ -218,12 +224,20 @@ async def read_at(
         return prefix
     done = len(prefix)
     rest = await pool_read(h, size - done, offset + done)
-    POLICY.record(h.inode, Outcome.POOLED, len(rest))
-    end = offset + done + len(rest)
-    h.seq_end = end
+    record_pooled(h, offset + done + len(rest), len(rest), sequential=True)
+    return prefix + rest if prefix else rest
+
+
+def record_pooled(h: FileHandle, end: int, nbytes: int, *, sequential: bool = False) -> None:
+    """Account ``nbytes`` the pool read for ``h``, ending at offset ``end``:
+    the policy's counters, the size we know (a file may have grown) and, for
+    a read that continues or starts a stream (``sequential``), where it ends
+    (``_cached`` looks ahead of reads that start there)."""
+    POLICY.record(h.inode, Outcome.POOLED, nbytes)
     if end > h.size_hint:
         h.size_hint = end
-    return prefix + rest if prefix else rest
+    if sequential:
+        h.seq_end = end
 
 
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
@@ -258,8 +272,5 @@ async def read_to_eof(h: FileHandle, offset: int) -> bytes:
 
 async def _pool_to_eof(h: FileHandle, offset: int) -> bytes:
     data: bytes = await h.run(pread_to_eof, h.fd, offset)  # type: ignore[assignment]
-    POLICY.record(h.inode, Outcome.POOLED, len(data))
-    end = offset + len(data)
-    if end > h.size_hint:
-        h.size_hint = end
+    record_pooled(h, offset + len(data), len(data))
     return data

@@ -1,6 +1,6 @@
 """Loop stalls on a throttled device: a fragmented cold file, and 10^4 misses.
 
-DESIGN.md: on kernels >= ~6.12 a NOWAIT miss starts readahead on the
+../shared/DESIGN.md: on kernels >= ~6.12 a NOWAIT miss starts readahead on the
 calling thread, and on a fragmented file whose extent tree is not cached
 that means reading index blocks from the device first, up to 0.5-1 s on a
 slow one. aiofastread never tries a file inline unless cachestat says the

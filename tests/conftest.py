@@ -85,7 +85,7 @@ NOT_SCANNED = ["aiofastread.benchmark"]
 
 @pytest.fixture(autouse=True)
 def no_blocking_on_loop() -> Iterator[BlockBuster]:
-    """blockbuster around every test (DESIGN invariant 1).
+    """blockbuster around every test (docs/design.md invariant 1).
 
     Scanned module is aiofastread: a wrapped call raises BlockingError when
     it runs on a thread with a running event loop and an aiofastread frame

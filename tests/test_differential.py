@@ -12,7 +12,7 @@ sequences start with the file evicted from the page cache, half warm, and an
 
 Where io lets implementations differ (how much ``peek``/``read1`` return),
 the comparison checks what io promises instead of equality. Where aiofiles'
-surface differs from CPython's, aiofiles wins (DESIGN.md invariant 5):
+surface differs from CPython's, aiofiles wins (../shared/DESIGN.md invariant 5):
 ``__anext__`` is ``readline`` (CPython's text ``next()`` disables ``tell()``),
 and ``readinto1`` may be absent. KNOWN lists divergences reported and not
 yet fixed (each with a strict-xfail repro at the end), QUIRKS CPython's own.

@@ -49,7 +49,7 @@ EXTRA_BLOCKING = ("pread", "preadv", "pwrite", "fstat", "open", "close", "fsync"
 
 @pytest.fixture(autouse=True)
 def no_blocking_in_aiofastread() -> Iterator[BlockBuster]:
-    """blockbuster around every test of this module (DESIGN invariant 1)."""
+    """blockbuster around every test of this module (docs/design.md invariant 1)."""
     with blockbuster_ctx(["aiofastread"]) as bb:
         for name in EXTRA_BLOCKING:
             func = BlockBusterFunction(None, f"os.{name}", scanned_modules=["aiofastread"])

@@ -11,6 +11,8 @@ import pytest
 
 import aiofastread
 from aiofastread import tempfile
+from aiofastread._bridge import Bridge
+from aiofastread.threadpool._base import PoolRunner
 
 MODES = ["r+", "w+", "rb+", "wb+"]
 
@@ -23,7 +25,7 @@ def sample(mode: str) -> str | bytes:
 async def test_temporary_file(mode: str) -> None:
     data = sample(mode)
     async with tempfile.TemporaryFile(mode=mode) as f:
-        assert f._bridge is not None  # a regular file: CPython's io over our raw
+        assert isinstance(f._runner, Bridge)  # a regular file: CPython's io over our raw
         for _ in range(3):
             await f.write(data)
         await f.flush()
@@ -92,6 +94,24 @@ async def test_spooled_temporary_file(mode: str) -> None:
         assert isinstance(await f.fileno(), int)
 
 
+@pytest.mark.parametrize("mode", MODES)
+async def test_spooled_lines_in_memory_make_no_pool_job(mode: str) -> None:
+    lines = ["one\n", "two\n", "three"]
+    if "b" in mode:
+        lines = [line.encode() for line in lines]  # type: ignore[misc]
+    async with tempfile.SpooledTemporaryFile(max_size=1 << 20, mode=mode) as f:
+        await f.writelines(lines)
+        await f.seek(0)
+        before = aiofastread.statistics().pool_submissions
+        assert [line async for line in f] == lines
+        assert aiofastread.statistics().pool_submissions == before
+        await f.rollover()  # on disk: each line is a pool job, as in aiofiles
+        await f.seek(0)
+        before = aiofastread.statistics().pool_submissions
+        assert [line async for line in f] == lines
+        assert aiofastread.statistics().pool_submissions > before
+
+
 async def test_temporary_directory() -> None:
     async with tempfile.TemporaryDirectory() as d:
         assert os.path.isdir(d)
@@ -110,6 +130,6 @@ async def test_temporary_directory_object() -> None:
 async def test_binary_read_only_temporary_file_is_wrapped() -> None:
     """'rb' temporary files keep aiofiles' wrapping (nothing to read fast)."""
     async with tempfile.NamedTemporaryFile("rb") as f:
-        assert f._bridge is None
+        assert isinstance(f._runner, PoolRunner)
         assert await f.read() == b""
     assert not os.path.exists(f.name)

@@ -17,7 +17,9 @@ import pytest
 import aiofastread
 import aiofastread.tempfile.temptypes
 from aiofastread import _file
+from aiofastread._bridge import Bridge
 from aiofastread.threadpool import _members, binary, text
+from aiofastread.threadpool._base import PoolRunner
 
 # (aiofiles class, ours, async members, sync members, properties)
 SURFACES = [
@@ -162,7 +164,7 @@ async def test_wrap_delegates_to_the_pool(make: Any, cls: type) -> None:
     obj = make()
     f = aiofastread.threadpool.wrap(obj)
     assert type(f) is cls
-    assert f._bridge is None
+    assert isinstance(f._runner, PoolRunner)
     before = aiofastread.statistics().pool_submissions
     assert [line async for line in f] == obj.getvalue().splitlines(keepends=True)
     assert aiofastread.statistics().pool_submissions > before
@@ -220,8 +222,28 @@ async def test_patched_opener_returning_a_real_file(tmp_path: Path) -> None:
     with mock.patch.object(aiofastread.threadpool, "sync_open", opener):
         async with aiofastread.open(path) as f:
             assert await f.read() == "hello\n"
-            assert f._bridge is not None
+            assert isinstance(f._runner, Bridge)
     assert calls == [(path,)]
+
+
+async def test_aiofiles_readme_patch_through_the_alias(tmp_path: Path) -> None:
+    """``import aiofastread as aiofiles``, then aiofiles' README patch target.
+
+    The modules are bound as tests/aiofiles_suite/alias.py binds them (the
+    same objects), so the string target reaches our ``threadpool`` module.
+    """
+    path = tmp_path / "f.txt"
+    path.write_text("real\n")
+    alias = {"aiofiles": aiofastread, "aiofiles.threadpool": aiofastread.threadpool}
+    with mock.patch.dict(sys.modules, alias):
+        import aiofiles as aliased
+
+        assert aliased is aiofastread
+        with mock.patch("aiofiles.threadpool.sync_open", wraps=open) as patched:
+            async with aliased.open(path) as f:
+                assert await f.read() == "real\n"
+    patched.assert_called_once()
+    assert patched.call_args.args == (path,)
 
 
 async def test_std_streams(capsys: pytest.CaptureFixture[str]) -> None:

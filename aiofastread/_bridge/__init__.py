@@ -15,7 +15,8 @@ collection, or a user driving a detached stream synchronously) the raw does
 the blocking call directly, as FileIO would.
 
 raw.py holds BridgeRaw, driver.py the greenlet driver (Bridge), and this
-module rebuilds the stack (wrap_opened).
+module rebuilds the stack (bridge_opened). The Bridge is the runner of the
+async object ``threadpool._make`` builds over the stack's top.
 """
 
 from __future__ import annotations
@@ -29,39 +30,34 @@ from aiofastread._handle import FileHandle
 from aiofastread._text import is_universal, line_terminator
 
 if TYPE_CHECKING:
-    import asyncio
     import concurrent.futures
 
     from aiofastread._policy import InodeState
     from aiofastread._pool import MissPool
-    from aiofastread.threadpool._base import AsyncBase
 
-__all__ = ["Bridge", "BridgeRaw", "wrap_opened"]
+__all__ = ["Bridge", "BridgeRaw", "bridge_opened"]
 
 
-def wrap_opened(
+def bridge_opened(
     obj: Any,
     inode: InodeState,
     *,
     size: int,
     direct_io: bool,
     pool: MissPool,
-    loop: asyncio.AbstractEventLoop | None,
     executor: concurrent.futures.Executor | None,
     pos: int = 0,
     buffering: int = -1,
     newline: str | None = None,
-) -> AsyncBase[Any]:
-    """Rebuild what ``io.open`` returned over a BridgeRaw; the async wrapper.
+) -> Bridge:
+    """Rebuild what ``io.open`` returned over a BridgeRaw; its driver.
 
     ``obj`` is io.open's object for a regular file (TextIOWrapper, Buffered*
     or FileIO); ``pos`` its descriptor's offset; ``buffering`` and
     ``newline`` the arguments it was opened with (neither is readable back
-    from the object).
+    from the object). The Bridge's ``file`` is the rebuilt stack's top: a
+    TextIOWrapper, a Buffered{Reader,Writer,Random} or the BridgeRaw itself.
     """
-    from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
-    from aiofastread.threadpool.text import AsyncTextIOWrapper
-
     text = obj if isinstance(obj, io.TextIOWrapper) else None
     buffered = text.buffer if text is not None else obj
     fio: io.FileIO = buffered if isinstance(buffered, io.FileIO) else buffered.raw
@@ -83,23 +79,19 @@ def wrap_opened(
         raw = BridgeRaw(
             handle, pos, line_end if lines else None, text is not None and is_universal(newline)
         )
-        cls: type[AsyncBase[Any]]
         if buffered is fio:
             top: Any = raw
-            cls = AsyncFileIO
         else:
             # io.open's rule: an explicit size, else the raw's _blksize.
             buffer_size = buffering if buffering > 1 else fio._blksize  # type: ignore[attr-defined]
             top = type(buffered)(raw, buffer_size)
-            cls = AsyncBufferedIOBase if isinstance(top, io.BufferedWriter) else AsyncBufferedReader
             if text is not None:
                 encoding, errors, line_buffering, write_through = settings
                 top = io.TextIOWrapper(
                     top, encoding, errors, newline, line_buffering, write_through
                 )
                 top.mode = mode
-                cls = AsyncTextIOWrapper
     except BaseException:
         pool.submit_detached(fio.close)
         raise
-    return cls._bridged(top, Bridge(top, raw, lines=lines), loop, executor)
+    return Bridge(top, raw, lines=lines)

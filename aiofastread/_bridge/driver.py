@@ -103,7 +103,7 @@ class Bridge:
         """``file.readline(size)`` if it can be served from memory, else None.
 
         Runs on the loop with no greenlet and no await: the cost of a line
-        is then the C readline itself (DESIGN: lines are cut on the loop).
+        is then the C readline itself (docs/performance.md, "Lines").
         """
         raw = self.raw
         if not self.lines or self._lock.busy or raw.closed:

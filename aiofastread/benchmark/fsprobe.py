@@ -2,7 +2,7 @@
 
 The benchmark measures the inline fast path, so its data set must live where
 that path exists: ext4, xfs, btrfs do; tmpfs, /dev/shm, overlayfs (container
-root filesystems), FUSE answer EOPNOTSUPP (DESIGN.md, "Facts"). The only
+root filesystems), FUSE answer EOPNOTSUPP (../shared/DESIGN.md, "Facts"). The only
 reliable test is to try: write a small file, read it back with RWF_NOWAIT.
 """
 

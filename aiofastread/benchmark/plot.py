@@ -22,7 +22,7 @@ COLORS = {
     "aiofiles": "tab:red",
 }
 # Marks on the x axis for orientation: 10 us (a handful of inline reads) and
-# 100 us (about one thread hop on this VM, DESIGN.md).
+# 100 us (about one thread hop on this VM, ../shared/DESIGN.md).
 GUIDES_US = (10.0, 100.0)
 
 

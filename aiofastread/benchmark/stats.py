@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 # The table columns: p50/p90/p99/p99.9.
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 99.0, 99.9)
 # "Share of reads under 10 us": 10 us is a few cached preadv2 calls (2.9 us
-# each, DESIGN.md) and well under one thread hop (80-130 us), so reads below
+# each, ../shared/DESIGN.md) and well under one thread hop (80-130 us), so reads below
 # it were served without leaving the loop thread.
 FAST_THRESHOLD_NS = 10_000
 # Points kept per CDF in the JSON and the plot: enough for a smooth curve on

@@ -237,7 +237,7 @@ async def _heartbeat(
     loop thread sat runnable in the CPU run queue meanwhile (``waits``: the
     part of a stall that other processes caused, not the loop) and how many
     inline reads missed meanwhile (``misses``: a NOWAIT miss can start
-    readahead on the loop thread, DESIGN.md, so stalls with one are suspect)."""
+    readahead on the loop thread, ../shared/DESIGN.md, so stalls with one are suspect)."""
     clock = time.perf_counter_ns
     period = HEARTBEAT_NS / 1e9
     read_wait = RunQueueWait()

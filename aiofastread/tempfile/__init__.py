@@ -18,15 +18,16 @@ from functools import singledispatch
 from typing import TYPE_CHECKING, Any
 
 from aiofastread import _pool
+from aiofastread._bridge import Bridge
 from aiofastread._open import (
     AiofilesContextManager,
     Opened,
-    _is_plain_binary_read,
     describe,
-    make_async,
+    is_plain_binary_read,
     run_undoing_late,
 )
 from aiofastread.tempfile.temptypes import AsyncSpooledTemporaryFile, AsyncTemporaryDirectory
+from aiofastread.threadpool._make import make_async
 from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
 from aiofastread.threadpool.text import AsyncTextIOWrapper
 
@@ -264,7 +265,7 @@ async def _temporary_file(
     )
     f, base = opened.owner, opened.obj
     result: AsyncBase[Any]
-    if not opened.bridgeable or _is_plain_binary_read(mode, buffering):
+    if not opened.bridgeable or is_plain_binary_read(mode, buffering):
         result = wrap(base, f, loop=loop, executor=executor)  # aiofiles' way
     else:
         result = make_async(
@@ -279,8 +280,8 @@ async def _temporary_file(
         if f is not base:
             # The wrapper keeps deleting (after our close), never closing.
             f.file = f._closer.file = _TakenOver()
-            assert result._bridge is not None
-            result._bridge.after_close = f.close
+            assert isinstance(result._runner, Bridge)
+            result._runner.after_close = f.close
     if f is not base:
         result._tempfile = f  # type: ignore[attr-defined]
         # What aiofiles copies onto the object it returns.

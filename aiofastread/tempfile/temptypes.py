@@ -39,6 +39,13 @@ class AsyncSpooledTemporaryFile(AsyncBase[Any]):
         if max_size and self._file.tell() > max_size:
             await self.rollover()
 
+    async def __anext__(self) -> Any:
+        # Lines as readline gives them: in memory, here (not the runner's pool).
+        line = await self.readline()
+        if line:
+            return line
+        raise StopAsyncIteration
+
     async def fileno(self) -> int:
         return await self._run(self._file.fileno)
 

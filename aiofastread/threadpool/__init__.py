@@ -1,20 +1,27 @@
 """aiofiles' ``threadpool``: ``open``, ``wrap``, ``sync_open`` and the std streams.
 
-``open`` is aiofastread's own. It looks ``sync_open`` up here at each call,
-so ``mock.patch("aiofiles.threadpool.sync_open", ...)`` (aiofiles' README)
-works when aiofastread stands in for aiofiles; what a patched opener returns
-is handed to ``wrap``, a singledispatch function users may register with.
+``open`` is defined here, as in aiofiles, and reads this module's
+``sync_open`` at each call, so ``mock.patch("aiofiles.threadpool.sync_open",
+...)`` (aiofiles' README) works when aiofastread stands in for aiofiles;
+what a patched opener returns is handed to ``wrap``, a singledispatch
+function users may register with. The opening runs in the pool (``_open``);
+``_make.make_async`` picks the object for what was opened.
 """
 
 from __future__ import annotations
 
 import io
 import sys
-from functools import singledispatch
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from aiofastread._open import open
+from aiofastread import _pool
+from aiofastread._file import AsyncBufferedReader as _HandWrittenReader
+from aiofastread._inline_open import try_open
+from aiofastread._open import AiofilesContextManager, open_shielded
 from aiofastread.threadpool._base import AsyncBase as AsyncBase
+from aiofastread.threadpool._make import make_async
+from aiofastread.threadpool._wrap import wrap as wrap
 from aiofastread.threadpool.binary import AsyncBufferedIOBase as AsyncBufferedIOBase
 from aiofastread.threadpool.binary import AsyncBufferedReader as AsyncBufferedReader
 from aiofastread.threadpool.binary import AsyncFileIO as AsyncFileIO
@@ -32,6 +39,15 @@ if TYPE_CHECKING:
     import asyncio
     import concurrent.futures
 
+    from _typeshed import (
+        FileDescriptorOrPath,
+        OpenBinaryMode,
+        OpenBinaryModeReading,
+        OpenBinaryModeUpdating,
+        OpenBinaryModeWriting,
+        OpenTextMode,
+    )
+
 sync_open = io.open  # the builtin open, as in aiofiles
 
 __all__ = (
@@ -44,58 +60,154 @@ __all__ = (
     "stdout_bytes",
 )
 
+_Opener = Callable[[str, int], int]
 
-@singledispatch
-def wrap(
+
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenTextMode = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncTextIOWrapper]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryMode,
+    buffering: Literal[0],
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncFileIO]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeReading,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[_HandWrittenReader]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeUpdating,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncBufferedReader]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: OpenBinaryModeWriting,
+    buffering: Literal[-1, 1] = -1,
+    encoding: None = None,
+    errors: None = None,
+    newline: None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[AsyncBufferedIOBase]: ...
+@overload
+def open(
+    file: FileDescriptorOrPath,
+    mode: str,
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: _Opener | None = None,
+    *,
+    loop: asyncio.AbstractEventLoop | None = None,
+    executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[Any]: ...
+
+
+def open(
     file: Any,
+    mode: str = "r",
+    buffering: int = -1,
+    encoding: str | None = None,
+    errors: str | None = None,
+    newline: str | None = None,
+    closefd: bool = True,
+    opener: Callable[[str, int], int] | None = None,
     *,
     loop: asyncio.AbstractEventLoop | None = None,
     executor: concurrent.futures.Executor | None = None,
+) -> AiofilesContextManager[Any]:
+    """Open a file; same arguments, results and exceptions as aiofiles.open."""
+    return AiofilesContextManager(
+        _open(
+            file,
+            mode,
+            buffering,
+            encoding,
+            errors,
+            newline,
+            closefd,
+            opener,
+            loop=loop,
+            executor=executor,
+        )
+    )
+
+
+async def _open(
+    file: Any,
+    mode: str,
+    buffering: int,
+    encoding: str | None,
+    errors: str | None,
+    newline: str | None,
+    closefd: bool,
+    opener: Callable[[str, int], int] | None,
+    *,
+    loop: asyncio.AbstractEventLoop | None,
+    executor: concurrent.futures.Executor | None,
 ) -> Any:
-    """Wrap an open sync file object; its calls then run in the pool."""
-    raise TypeError(f"Unsupported io type: {file}.")
-
-
-@wrap.register(io.TextIOBase)
-def _(
-    file: io.TextIOBase,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AsyncTextIOWrapper:
-    return AsyncTextIOWrapper(file, loop=loop, executor=executor)
-
-
-@wrap.register(io.BufferedWriter)
-@wrap.register(io.BufferedIOBase)
-def _(
-    file: io.BufferedIOBase,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AsyncBufferedIOBase:
-    return AsyncBufferedIOBase(file, loop=loop, executor=executor)
-
-
-@wrap.register(io.BufferedReader)
-@wrap.register(io.BufferedRandom)
-def _(
-    file: io.BufferedReader,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AsyncBufferedReader:
-    return AsyncBufferedReader(file, loop=loop, executor=executor)
-
-
-@wrap.register(io.FileIO)
-def _(
-    file: io.FileIO,
-    *,
-    loop: asyncio.AbstractEventLoop | None = None,
-    executor: concurrent.futures.Executor | None = None,
-) -> AsyncFileIO:
-    return AsyncFileIO(file, loop=loop, executor=executor)
+    pool = _pool.default_pool()
+    args = (file, mode, buffering, encoding, errors, newline, closefd, opener)
+    # sync_open: this module's global, read now (tests patch it). Read-only
+    # opens of cached paths on local filesystems need no thread (_inline_open).
+    opened = try_open(*args, sync_open)
+    if opened is None:
+        opened = await open_shielded(pool, executor, sync_open, *args)
+    return make_async(
+        opened,
+        mode=mode,
+        buffering=buffering,
+        newline=newline,
+        pool=pool,
+        loop=loop,
+        executor=executor,
+    )
 
 
 # Looked up at each use, so redirecting sys.stdout (pytest's capsys) works.

@@ -1,58 +1,95 @@
 """What every async file object shares (aiofiles' ``base.AsyncBase``).
 
-An object either *wraps* a sync file it did not open (``threadpool.wrap``,
-std streams, spooled temporary files): every call runs in the pool, as in
-aiofiles. Or it is *bridged* (what ``open()`` returns for regular files):
-``_bridge`` runs each call of CPython's C io stack on the loop, in a
-greenlet that awaits the pool only when the call must block.
+Each object hands its file's calls to a *runner*. A file it did not open
+(``threadpool.wrap``, std streams, spooled temporary files) has a
+``PoolRunner``: every call runs in the pool, as in aiofiles. A regular file
+``open()`` opened has a ``_bridge.Bridge``: each call of CPython's C io
+stack runs on the loop, in a greenlet that awaits the pool only when the
+call must block, and lines already in memory are cut without an await.
 """
 
 from __future__ import annotations
 
 import abc
 import asyncio
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from aiofastread import _pool
 
 if TYPE_CHECKING:
     import concurrent.futures
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from typing_extensions import Self
 
-    from aiofastread._bridge import Bridge
-
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Runner(Protocol):
+    """How an async file object's calls reach its sync file."""
+
+    def run(self, fn: Callable[..., R], *args: Any) -> Awaitable[R]:
+        """``fn(*args)``, a method of the file, where it may block."""
+        ...
+
+    def readline_now(self, size: Any) -> Any:
+        """``file.readline(size)`` if it needs no await, else None."""
+        ...
+
+    def close(self) -> Awaitable[None]:
+        """Close the file (and release what the runner holds for it)."""
+        ...
+
+
+class PoolRunner:
+    """Every call in the pool: aiofiles' way, for files we did not open."""
+
+    __slots__ = ("_executor", "_file_of")
+
+    def __init__(
+        self, file_of: Callable[[], Any], executor: concurrent.futures.Executor | None
+    ) -> None:
+        self._file_of = file_of  # the file, looked up at close (sys.stdout may change)
+        self._executor = executor
+
+    def run(self, fn: Callable[..., R], *args: Any) -> Awaitable[R]:
+        return _pool.default_pool().run(fn, *args, executor=self._executor)
+
+    def readline_now(self, size: Any) -> None:
+        return None  # every line is a pool job
+
+    def close(self) -> Awaitable[None]:
+        return self.run(self._file_of().close)
 
 
 class AsyncBase(Generic[T], metaclass=abc.ABCMeta):
     """Base of the async file classes; ``async for`` yields lines of type T."""
 
     _file: Any
-    _bridge: Bridge | None = None
 
     def __init__(
         self,
         file: Any,
         loop: asyncio.AbstractEventLoop | None,
         executor: concurrent.futures.Executor | None,
-    ) -> None:
+    ) -> None:  # aiofiles' signature (tests/test_threadpool.py compares them)
         self._file = file
         self._executor = executor
         self._ref_loop = loop
+        self._runner: Runner = PoolRunner(lambda: file, executor)
 
     @classmethod
-    def _bridged(
+    def _over(
         cls,
         file: Any,
-        bridge: Bridge,
+        runner: Runner,
         loop: asyncio.AbstractEventLoop | None,
         executor: concurrent.futures.Executor | None,
     ) -> Self:
+        """The object for ``file``, its calls run by ``runner`` (a Bridge)."""
         obj = cls(file, loop, executor)
-        obj._bridge = bridge
+        obj._runner = runner
         return obj
 
     @property
@@ -63,14 +100,11 @@ class AsyncBase(Generic[T], metaclass=abc.ABCMeta):
         return self
 
     async def __anext__(self) -> T:
-        bridge = self._bridge
-        if bridge is None:
-            line: T = await self.readline()
-        else:
-            # The hot path of `async for`: from memory on the loop when it can.
-            line = bridge.readline_now(-1)
-            if line is None:
-                line = await bridge.run(self._file.readline)
+        # The hot path of `async for`: from memory on the loop when it can.
+        runner = self._runner
+        line: T = runner.readline_now(-1)
+        if line is None:
+            line = await runner.run(self._file.readline)
         if line:
             return line
         raise StopAsyncIteration
@@ -83,26 +117,18 @@ class AsyncBase(Generic[T], metaclass=abc.ABCMeta):
         return super().__repr__() + " wrapping " + repr(self._file)
 
     async def _run(self, fn: Callable[..., R], *args: Any) -> R:
-        """``fn(*args)``, a method of the file: bridged, or in the pool."""
-        bridge = self._bridge
-        if bridge is not None:
-            return await bridge.run(fn, *args)
-        return await _pool.default_pool().run(fn, *args, executor=self._executor)
+        """``fn(*args)``, a method of the file, through this object's runner."""
+        return await self._runner.run(fn, *args)
 
     async def _readline(self, size: Any) -> Any:
-        bridge = self._bridge
-        if bridge is not None:
-            line = bridge.readline_now(size)
-            if line is not None:
-                return line
-        return await self._run(self._file.readline, size)
+        runner = self._runner
+        line = runner.readline_now(size)
+        if line is None:
+            line = await runner.run(self._file.readline, size)
+        return line
 
     async def _close(self) -> None:
-        bridge = self._bridge
-        if bridge is not None:
-            await bridge.close()
-        else:
-            await self._run(self._file.close)
+        await self._runner.close()
 
 
 class AsyncIndirectBase(AsyncBase[T]):
@@ -118,6 +144,7 @@ class AsyncIndirectBase(AsyncBase[T]):
         self._indirect = indirect
         self._name = name
         super().__init__(None, loop, executor)
+        self._runner = PoolRunner(indirect, executor)
 
     @property
     def _file(self) -> Any:

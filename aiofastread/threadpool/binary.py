@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from aiofastread._file import AsyncBufferedReader as HandWrittenReader
 from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
 
 if TYPE_CHECKING:
@@ -196,12 +197,6 @@ class AsyncIndirectFileIO(AsyncIndirectBase[bytes], AsyncFileIO):
     """AsyncFileIO over a stream looked up at each use."""
 
 
-def _register_handwritten_reader() -> None:
-    # open(path, "rb") returns aiofastread's own reader; isinstance checks
-    # written against aiofiles' class should still pass.
-    from aiofastread._file import AsyncBufferedReader as HandWritten
-
-    AsyncBufferedReader.register(HandWritten)
-
-
-_register_handwritten_reader()
+# open(path, "rb") returns aiofastread's own reader; isinstance checks
+# written against aiofiles' class should still pass.
+AsyncBufferedReader.register(HandWrittenReader)
