@@ -172,8 +172,6 @@ class AsyncBufferedReader:
                 data = await _read.read_at(h, self._pos, size, attempt=got)
                 self._pos += len(data)
                 return data
-        if (size == -1 or size is None) and (whole := await self._read_rest_nowait()) is not None:
-            return whole  # a whole small file (issue 12)
         # Anything else takes the general path.
         size = check_size(size)
         self._check_open("read of closed file")
@@ -182,43 +180,6 @@ class AsyncBufferedReader:
             if size < 0:
                 return await self._read_all()
             return await self._read_locked(size)
-
-    async def _read_rest_nowait(self) -> bytes | None:
-        """read(-1) of a WARM file under 1 MiB with nothing else going on:
-        one preadv2(RWF_NOWAIT) of what is left + 1, complete when it ends at
-        the size we know (EOF, as read_to_eof judges it); a miss or a cached
-        prefix is finished by the pool without a second NOWAIT try. None when
-        not tried (the general path). Saves ~9 us of an open+read+close of a
-        cached 16 KiB file (~30%, docs/performance.md "Small whole files")."""
-        h = self._h
-        pos = self._pos
-        left = h.size_hint - pos
-        if not (
-            0 < left < INLINE_MAX
-            and not self._win.data
-            and h.inode.state is _WARM
-            and not h.closing
-            and not self._lock._locked
-            and POLICY.enabled
-            and not h.direct_io
-            and pos != h.seq_end  # a stream's lookahead is _read._cached's
-        ):
-            return None
-        got = _native.read_nowait(h.fd, left + 1, pos)
-        if type(got) is bytes and len(got) == left:
-            c = h.inode.counters
-            hits = c.inline_hits = c.inline_hits + 1
-            c.bytes_inline += left
-            self._pos = h.seq_end = pos + left
-            if not hits & 15 and h.pool.busy:  # _read.yield_to_pool, as in read()
-                os.sched_yield()
-            return got
-        async with self._lock:
-            data = await _read.read_at(h, pos, left + 1, attempt=got)
-            if len(data) > left:  # it grew since we looked
-                data += await _read.read_to_eof(h, pos + len(data))
-            self._pos = pos + len(data)
-            return data
 
     async def _read_locked(self, size: int) -> bytes:
         if size == 0:
