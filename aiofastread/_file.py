@@ -155,7 +155,10 @@ class AsyncBufferedReader:
             and not h.direct_io
             and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
         ):
-            got = _native.read_nowait(h.fd, size, pos)
+            # Loaded, then called: a call straight off the Backend's slot
+            # is not specialised by CPython 3.11 (~20 ns more a read).
+            read_nowait = _native.backend.read_nowait
+            got = read_nowait(h.fd, size, pos)
             if type(got) is bytes and len(got) == size:
                 c = h.inode.counters  # the ratio folds these in lazily
                 hits = c.inline_hits = c.inline_hits + 1

@@ -22,6 +22,7 @@ from aiofastread._fspolicy import FILESYSTEMS
 from aiofastread._runtime import POLICY
 
 if TYPE_CHECKING:
+    from aiofastread._native_pool import NativeMissPool
     from aiofastread._pool import MissPool
 
 
@@ -39,7 +40,7 @@ class FileHandle:
         "executor",
         "fd",
         "inode",
-        "native_reads",
+        "native_pool",
         "pool",
         "raw",
         "seq_end",
@@ -69,14 +70,17 @@ class FileHandle:
         self.direct_io = direct_io
         self.pool = pool
         self.executor = executor
-        # Misses may go to the native miss pool: not for a caller's own
-        # executor or pool (they asked for those threads), nor O_DIRECT
-        # (its buffers must be aligned as the device wants).
-        self.native_reads = pool.native_reads and executor is None and not direct_io
+        # Where misses may go instead of Python threads: the pool's native
+        # miss pool, unless the caller brought an executor (they asked for
+        # those threads) or O_DIRECT (its buffers must be aligned as the
+        # device wants). Used while _native.backend.native_pool is on.
+        self.native_pool: NativeMissPool | None = (
+            None if executor is not None or direct_io else pool.native
+        )
         # Closed on the loop when idle: a descriptor that was only read, on a
         # filesystem known local (_fspolicy), cannot block in close(2).
         self.close_inline = (
-            _native.BACKEND == "native"
+            _native.backend.name == "native"
             and POLICY.enabled
             and not raw.writable()
             and FILESYSTEMS.is_local(inode.key[0])

@@ -48,7 +48,7 @@ def open_cached(file: object) -> tuple[int, int, int, int, int] | None:
     policy allow it: ``(fd, mode, size, dev, ino)`` of a regular file on a
     local filesystem, else None (counted in ``open_fallbacks`` when tried).
     The caller owns the descriptor (O_CLOEXEC, blocking mode restored)."""
-    if _lib is None or _native.BACKEND != "native" or not POLICY.enabled:
+    if _lib is None or _native.backend.name != "native" or not POLICY.enabled:
         return None
     where = directory_of(file)
     if where is None:

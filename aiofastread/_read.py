@@ -129,11 +129,12 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     """
     st = h.inode
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
-    if decision is Decision.POOL or not _native.CAN_READ_INLINE:
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
         return b"", False
     if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return b"", False
-    return judge_inline(h, offset, size, _native.read_nowait(h.fd, size, offset))
+    read_nowait = _native.backend.read_nowait  # a call off a slot is slower (see _file)
+    return judge_inline(h, offset, size, read_nowait(h.fd, size, offset))
 
 
 def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
@@ -148,7 +149,7 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     stream = offset == h.seq_end
     ahead = lookahead(h) if stream else 0
     length = min(size + 2 * ahead, h.size_hint - offset)
-    cachestat = _native.cachestat
+    cachestat = _native.backend.cachestat
     if cachestat is None or length <= 0:
         # At or past EOF as far as we know: nothing to check, and a NOWAIT
         # read there does no I/O. No cachestat (Linux < 6.5): a warm file
@@ -243,12 +244,13 @@ def record_pooled(h: FileHandle, end: int, nbytes: int, *, sequential: bool = Fa
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
-    if h.native_reads and _native.NATIVE_POOL and size <= _native_pool.MAX_READ:
+    native = h.native_pool
+    if native is not None and _native.backend.native_pool and size <= _native_pool.MAX_READ:
         # Registered while it may wait for a slot: a close meanwhile must
         # not free the fd number before the C side has its dup.
         h.begin()
         try:
-            future = await h.pool.start_native_read(h.fd, size, offset)
+            future = await native.start_read(h.fd, size, offset)
         finally:
             h.end()
         if future is not None:

@@ -80,19 +80,20 @@ def read_whole_nowait(fd: int, size: int, inode: InodeState) -> bytes | int | No
     it all resident; its answer (bytes or -errno, not yet recorded unless a
     whole hit), or None when it was not tried. The open+read+close of a
     cached file then costs 1.1x of a blocking one (bench/smallfiles.py)."""
-    if not 0 < size < INLINE_MAX or not _native.CAN_READ_INLINE:
+    backend = _native.backend
+    if not 0 < size < INLINE_MAX or not backend.can_read_inline:
         return None
     decision = POLICY.decide(inode, size + 1)
     if decision is Decision.POOL:
         return None
     if decision is Decision.CHECK_RESIDENCY:
-        cachestat = _native.cachestat
+        cachestat = backend.cachestat
         answer = cachestat(fd, 0, size) if cachestat is not None else -1
         if isinstance(answer, int) or answer[0] < answer[1]:
             POLICY.record(inode, Outcome.NOT_RESIDENT)
             return None
         POLICY.record(inode, Outcome.RESIDENT)
-    got = _native.read_nowait(fd, size + 1, 0)
+    got = backend.read_nowait(fd, size + 1, 0)
     if type(got) is bytes and len(got) == size:
         POLICY.record(inode, Outcome.HIT, size)
         pool = _pool.default_pool()

@@ -9,10 +9,13 @@
  * filesystem's own ->open does is another matter (FUSE, NFS, CIFS, 9p and
  * ceph ask a daemon or a server): the Python side never tries a filesystem
  * it has not seen to be local (_inline_open.py). */
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <unistd.h>
 
 /* openat2 is 437 on every architecture (it arrived after the syscall tables
  * were unified, Linux 5.6); glibc has no wrapper before 2.36 or so. */

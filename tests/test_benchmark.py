@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 def backend() -> str:
     """Overrides conftest's per-backend parametrization: the benchmark runs its
     engines in subprocesses with the default backend, so once is enough."""
-    return _native.BACKEND
+    return _native.backend.name
 
 
 @pytest.fixture
@@ -616,7 +616,7 @@ async def test_all_cold_run_keeps_files_cold(
         engine.stop()
     native_reads = _native_pool.counters()[0] - native_before
     assert (native_reads > 0) == (engine_name == "aiofastread" and backend == "native")
-    assert (backend == "native") == _native.NATIVE_POOL  # stop() turned it back on
+    assert (backend == "native") == _native.backend.native_pool  # stop() turned it back on
     assert run.evictions > 0
     assert all(w.reads > 0 for w in run.workloads.values())
     assert sum(w.reads for w in run.workloads.values()) == len(
