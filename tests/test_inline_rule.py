@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import types
 from collections.abc import Iterator
@@ -154,7 +155,11 @@ def fake_cachestat(s: dict[str, Any], asked: list[tuple[int, int]]) -> Iterator[
         return sum(p in resident for p in pages), len(pages)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_native, "cachestat", cachestat if s["cachestat"] else None)
+        mp.setattr(
+            _native,
+            "backend",
+            dataclasses.replace(_native.backend, cachestat=cachestat if s["cachestat"] else None),
+        )
         yield
 
 
@@ -173,7 +178,7 @@ def the_rule(s: dict[str, Any], inode: InodeState) -> bool:
         direct_io=s["direct_io"],
     )
     decision = POLICY.decide(inode, size, direct_io=s["direct_io"])
-    if decision is Decision.POOL or not _native.CAN_READ_INLINE:
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
         return False
     asked: list[tuple[int, int]] = []
     with fake_cachestat(s, asked):
@@ -210,7 +215,7 @@ def inode_in(s: dict[str, Any]) -> InodeState:
 def test_fast_path_condition_is_the_rule(s: dict[str, Any]) -> None:
     # Only an inline HIT makes a file WARM, and switching backends clears
     # the table: a backend that cannot read inline never sees WARM.
-    assume(_native.CAN_READ_INLINE or s["state"] is not FileState.WARM)
+    assume(_native.backend.can_read_inline or s["state"] is not FileState.WARM)
     with policy_enabled(s["enabled"]):
         fast = _file.fast_path_takes(fake_reader(s, inode_in(s)), s["size"])
         rule = the_rule(s, inode_in(s))
@@ -260,7 +265,9 @@ class Fakes:
         self.nowait: list[tuple[int, int]] = []
         self.general: list[str] = []
         self.yields = 0
-        mp.setattr(_native, "read_nowait", self.read_nowait)
+        mp.setattr(
+            _native, "backend", dataclasses.replace(_native.backend, read_nowait=self.read_nowait)
+        )
         mp.setattr(_read, "read_at", self.read_at)
         mp.setattr(_read, "read_to_eof", self.read_to_eof)
         mp.setattr(os, "sched_yield", self.sched_yield)
