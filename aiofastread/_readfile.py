@@ -43,8 +43,12 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
         data: bytes = await pool.run(read_blocking, path)
         return data
     fd, _mode, size, dev, ino = found
-    inode = POLICY.state_for(dev, ino)
-    attempt = read_whole_nowait(fd, size, inode)
+    try:
+        inode = POLICY.state_for(dev, ino)
+        attempt = read_whole_nowait(fd, size, inode)
+    except BaseException:  # MemoryError, KeyboardInterrupt: not the fd too
+        os.close(fd)
+        raise
     if type(attempt) is bytes and len(attempt) == size:
         # All of it, and EOF right there (size + 1 was asked for): the
         # descriptor was only read, on a local filesystem.
