@@ -28,7 +28,7 @@ Pool submissions per file for the aiofastread engines come from
 
 Run:  python bench/smallfiles.py [--sizes 1KiB,16KiB,256KiB,1MiB]
           [--loops asyncio,uvloop] [--files 3000] [--rounds 60] [--batch 25]
-          [--cold] [--json out.json]
+          [--cold] [--json out.json] [--markdown]
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ except ImportError:  # pragma: no cover - in the bench extra
 MAX_SET_BYTES = 512 << 20
 
 Engine = Callable[[str], Awaitable[bytes]]
+OURS = ("aiofastread", "read_bytes")  # the engines whose pool jobs are counted
 
 
 def read_file(path: str) -> bytes:
@@ -191,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cold", action="store_true", help="drop pages and dentries first")
     parser.add_argument("--dir", default=None, help="where to make the files (default: a temp dir)")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     args = parser.parse_args(argv)
     if args.cold and os.geteuid() != 0:
         sys.exit("--cold drops dentries through /proc/sys/vm/drop_caches: run as root")
@@ -216,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             finally:
                 loop.close()
     print_report(report)
+    if args.markdown:
+        print(markdown(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
@@ -236,6 +240,27 @@ def print_report(report: dict[str, Any]) -> None:
                 for name, c in cells.items()
             )
             print(f"  {int(size) >> 10} KiB: {row}")
+
+
+def cell(name: str, c: dict[str, float]) -> str:
+    jobs = f"; {c['pool_jobs_per_file']:g} jobs" if name in OURS else ""
+    return f"{c['us_per_file']:.1f} us ({c['ratio_to_sync']:.2f}x{jobs})"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """One row per loop and size: us per file (median ratio to sync; for
+    aiofastread's engines, pool jobs per file)."""
+    loops = report["loops"]
+    names = list(next(iter(next(iter(loops.values())).values())))
+    lines = [
+        "| loop | size | " + " | ".join(names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    for loop_name, sizes in loops.items():
+        for size, cells in sizes.items():
+            row = " | ".join(cell(name, c) for name, c in cells.items())
+            lines.append(f"| {loop_name} | {int(size) >> 10} KiB | {row} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
