@@ -46,18 +46,16 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
     try:
         inode = POLICY.state_for(dev, ino)
         attempt = read_whole_nowait(fd, size, inode)
-    except BaseException:  # MemoryError, KeyboardInterrupt: not the fd too
-        os.close(fd)
-        raise
-    if type(attempt) is bytes and len(attempt) == size:
-        # All of it, and EOF right there (size + 1 was asked for): the
-        # descriptor was only read, on a local filesystem.
-        os.close(fd)
-        FILESYSTEMS.inline_closes += 1
-        return attempt
-    try:
+        if type(attempt) is bytes and len(attempt) == size and at_eof(fd, size):
+            # All of it: the descriptor was only read, on a local filesystem.
+            POLICY.record(inode, Outcome.HIT, size)
+            if not inode.counters.inline_hits & YIELD_EVERY_MASK and _pool.default_pool().busy:
+                os.sched_yield()  # as _read.yield_to_pool: let pool threads have the GIL
+            FILESYSTEMS.inline_closes += 1
+            os.close(fd)
+            return attempt
         raw = io.FileIO(fd, "r")
-    except BaseException:
+    except BaseException:  # MemoryError, KeyboardInterrupt: not the fd too
         os.close(fd)  # read-only, local: cannot block
         raise
     handle = FileHandle(
@@ -66,10 +64,12 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
     try:
         if attempt is None:
             return await read_to_eof(handle, 0)
-        # The NOWAIT answer is judged (a miss, a cached prefix) and the pool
-        # reads what is missing, without a second NOWAIT try.
-        data = await read_at(handle, 0, size + 1, attempt=attempt)
-        if len(data) > size:  # it grew since the statx
+        # The NOWAIT answer is judged and the pool reads what is missing,
+        # without a second NOWAIT try. An errno (a miss, no NOWAIT on this
+        # filesystem) holds for size + 1 as well: the pool job then sees EOF.
+        ask = size + 1 if isinstance(attempt, int) else size
+        data = await read_at(handle, 0, ask, attempt=attempt)
+        if len(data) == ask and (ask > size or not at_eof(fd, size)):  # it grew
             data += await read_to_eof(handle, len(data))
         return data
     finally:
@@ -79,15 +79,19 @@ async def read_bytes(path: StrOrBytesPath) -> bytes:
 
 
 def read_whole_nowait(fd: int, size: int, inode: InodeState) -> bytes | int | None:
-    """One preadv2(RWF_NOWAIT) of ``size + 1`` bytes at 0, if the policy lets
+    """One preadv2(RWF_NOWAIT) of ``size`` bytes at 0, if the policy lets
     the file be read inline and (for a file not known warm) cachestat finds
-    it all resident; its answer (bytes or -errno, not yet recorded unless a
-    whole hit), or None when it was not tried. The open+read+close of a
-    cached file then costs 1.1x of a blocking one (bench/smallfiles.py)."""
+    it all resident: its answer (bytes or -errno; residency recorded, the
+    read not yet), or None when it was not tried.
+
+    Exactly ``size``, not size + 1 as read_to_eof asks: the C read answers
+    a short read with a second bytes object and a copy, and two live
+    allocations over glibc's mmap threshold cost ~200 us on this VM (256 KiB:
+    220 us against 11 us). ``at_eof`` then asks for one byte more."""
     backend = _native.backend
     if not 0 < size < INLINE_MAX or not backend.can_read_inline:
         return None
-    decision = POLICY.decide(inode, size + 1)
+    decision = POLICY.decide(inode, size)
     if decision is Decision.POOL:
         return None
     if decision is Decision.CHECK_RESIDENCY:
@@ -97,13 +101,13 @@ def read_whole_nowait(fd: int, size: int, inode: InodeState) -> bytes | int | No
             POLICY.record(inode, Outcome.NOT_RESIDENT)
             return None
         POLICY.record(inode, Outcome.RESIDENT)
-    got = backend.read_nowait(fd, size + 1, 0)
-    if type(got) is bytes and len(got) == size:
-        POLICY.record(inode, Outcome.HIT, size)
-        pool = _pool.default_pool()
-        if not inode.counters.inline_hits & YIELD_EVERY_MASK and pool.busy:
-            os.sched_yield()  # as _read.yield_to_pool: let pool threads have the GIL
-    return got
+    return backend.read_nowait(fd, size, 0)
+
+
+def at_eof(fd: int, offset: int) -> bool:
+    """Whether ``offset`` is the end of the file: a NOWAIT read there
+    answers b"" at once (no I/O at or past EOF; docs/design.md)."""
+    return _native.backend.read_nowait(fd, 1, offset) == b""
 
 
 async def read_text(
