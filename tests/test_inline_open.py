@@ -27,9 +27,9 @@ from unittest import mock
 import pytest
 
 import aiofastread
-from aiofastread import _fspolicy, _inline_open, _native
+from aiofastread import _fspolicy, _inline_open, _native, _runtime
 from aiofastread._fspolicy import MIXED, FilesystemPolicy
-from tests.conftest import evict, make_file, until, warm
+from tests.conftest import evict, make_file, open_fd_count, until, warm
 from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
 
 T = TypeVar("T")
@@ -245,6 +245,9 @@ async def test_read_bytes_inline_open_and_pool_read_is_one_submission(
     async with aiofastread.open(path, "rb") as f:  # the dentry is cached now
         await f.read()
     evict(path)
+    # Forget the file was warm: cachestat, not a NOWAIT read, finds it out
+    # (a NOWAIT miss starts readahead, which a fast disk can finish in time).
+    _runtime.POLICY.clear()
     before = stats()
     assert await aiofastread.read_bytes(path) == data
     assert delta(before, "pool_submissions") == 1
@@ -496,13 +499,28 @@ async def test_close_waits_for_pool_users(small: tuple[Path, bytes], inline: boo
     assert handle.raw.closed
 
 
-@pytest.mark.usefixtures("fd_leak_check")
 async def test_cancellation_leaks_no_descriptor(small: tuple[Path, bytes]) -> None:
-    path, data = small
+    """Not the fd_leak_check fixture: its count starts before the loop
+    exists, and uvloop opens descriptors of its own (io_uring, pipes) on
+    first use during a test, closed only with the loop."""
+    path, _ = small
     await learn(path.parent)
+    fds = open_fd_count()
 
     async def settle() -> None:
+        # The pool thread finishes the cancelled work (a deferred close is
+        # submitted as its read ends): every descriptor closes in the end.
+        await until(lambda: open_fd_count() <= fds, "the descriptors to be closed")
         await until(lambda: stats().misses_in_flight == 0, "the pool to finish")
+
+    async def cancel_in_the_pool() -> None:
+        task = asyncio.ensure_future(aiofastread.read_bytes(path))
+        await asyncio.sleep(0)  # its first step: waiting for the pool
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert task.cancelled()
+        await settle()
 
     # Before the first step.
     for call in (lambda: aiofastread.read_bytes(path), lambda: aiofastread.open(path, "rb")):
@@ -510,28 +528,17 @@ async def test_cancellation_leaks_no_descriptor(small: tuple[Path, bytes]) -> No
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+    await settle()
     # During the one pool job of a cold read_bytes (open, read and close in it).
     evict(path)
     with contextlib.suppress(pytest.skip.Exception):
         drop_dentries()
-    task = asyncio.ensure_future(aiofastread.read_bytes(path))
-    await asyncio.sleep(0)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        assert await task == data
-    await settle()
+    await cancel_in_the_pool()
     # During the pool read after an inline open (the dentry is cached).
     async with aiofastread.open(path, "rb") as f:
         await f.read(1)
     evict(path)
-    task = asyncio.ensure_future(aiofastread.read_bytes(path))
-    await asyncio.sleep(0)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        assert await task == data
-    await settle()
-    # A deferred close is submitted when the read's thread ends: settle again.
-    await settle()
+    await cancel_in_the_pool()
 
 
 @pytest.mark.parametrize("change", [-100, 100])
@@ -566,5 +573,8 @@ async def test_read_bytes_nowait_miss_is_not_tried_twice(
     evict(path)
     before = stats()
     assert await aiofastread.read_bytes(path) == data
-    assert delta(before, "inline_misses") == int(inline)  # one EAGAIN, then the pool
-    assert delta(before, "pool_submissions") == 1
+    # One NOWAIT try: EAGAIN, then the pool; or, when the readahead that
+    # miss starts (kernels >= ~6.12) finished at once, a hit and no job.
+    tries = delta(before, "inline_misses") + delta(before, "inline_hits")
+    assert tries == int(inline)
+    assert delta(before, "pool_submissions") == 1 - delta(before, "inline_hits")
