@@ -11,6 +11,8 @@ from aiofastread._open import AiofilesContextManager
 from aiofastread._policy import FileStatistics
 from aiofastread._readfile import read_bytes, read_text
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
+from aiofastread._sendfile import sendfile
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool import (
     open,
     stderr,
@@ -24,6 +26,7 @@ from aiofastread.threadpool import (
 __all__ = [
     "AiofilesContextManager",
     "AsyncBufferedReader",
+    "AsyncBufferedWriter",
     "FileStatistics",
     "Statistics",
     "backend",
@@ -32,6 +35,7 @@ __all__ = [
     "read_bytes",
     "read_text",
     "reset_statistics",
+    "sendfile",
     "statistics",
     "stderr",
     "stderr_bytes",

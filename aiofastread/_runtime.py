@@ -95,6 +95,7 @@ def configure(
     max_in_flight: int | None = None,
     fast_path: bool | None = None,
     native_pool: bool | None = None,
+    write_buffer_size: int | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -104,6 +105,8 @@ def configure(
                    baseline, for comparison and for debugging
     native_pool    False reads misses on Python threads instead of the native
                    miss pool's C threads (which need no GIL); for comparison
+    write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
+                   buffering= (default 128 KiB; see aiofastread/_writer.py)
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
@@ -114,6 +117,10 @@ def configure(
         if not isinstance(native_pool, bool):
             raise TypeError(f"native_pool must be a bool, not {type(native_pool).__name__}")
         _native.want_native_pool(native_pool)
+    if write_buffer_size is not None:
+        from aiofastread import _writer  # imports _file, which imports this module
+
+        _writer.set_default_buffer_size(write_buffer_size)
 
 
 def use_backend(name: str) -> None:

@@ -116,6 +116,10 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     # nothing to flush, no one to wait for.
     bb.functions["os.close"].can_block_in("aiofastread/_inline_open.py", "open_cached")
     bb.functions["os.close"].can_block_in("aiofastread/_readfile.py", "read_bytes")
+    # sendfile: os.sendfile only of ranges cachestat found resident, and
+    # close of a dup of a socket its transport still holds.
+    bb.functions["os.sendfile"].can_block_in("aiofastread/_sendfile.py", "_send_resident")
+    bb.functions["os.close"].can_block_in("aiofastread/_sendfile.py", "_close_dup")
     for key, func in bb.functions.items():
         if key.startswith("io."):
             func.can_block_predicate = _closed_file_cannot_block(func.can_block_predicate)
