@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from aiofastread import _native, _policy
 from aiofastread._fspolicy import FILESYSTEMS
-from aiofastread._runtime import POLICY
 
 if TYPE_CHECKING:
     from aiofastread._native_pool import NativeMissPool
@@ -78,10 +77,10 @@ class FileHandle:
             None if executor is not None or direct_io else pool.native
         )
         # Closed on the loop when idle: a descriptor that was only read, on a
-        # filesystem known local (_fspolicy), cannot block in close(2).
+        # filesystem known local (_fspolicy), cannot block in close(2). Also
+        # with configure(fast_path=False): that baseline is about reads.
         self.close_inline = (
             _native.backend.name == "native"
-            and POLICY.enabled
             and not raw.writable()
             and FILESYSTEMS.is_local(inode.key[0])
         )
