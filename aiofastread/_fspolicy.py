@@ -31,6 +31,7 @@ import threading
 from typing import Final
 
 from aiofastread import _native
+from aiofastread._policy import Policy
 
 # Filesystems whose open, fstat and close of a read-only file stay in the
 # kernel (f_type magic numbers from linux/magic.h and statfs(2)). It is an
@@ -88,6 +89,7 @@ class FilesystemPolicy:
         "inline_opens",
         "max_dirs",
         "open_fallbacks",
+        "read_policy",
     )
 
     def __init__(self, max_dirs: int = MAX_DIRECTORIES) -> None:
@@ -100,6 +102,8 @@ class FilesystemPolicy:
         self.inline_opens = 0  # opens done on the loop (openat2 RESOLVE_CACHED)
         self.open_fallbacks = 0  # inline attempts handed to the pool (EAGAIN, ...)
         self.inline_closes = 0  # read-only descriptors closed on the loop
+        # The process's read policy (set by _runtime): its ``enabled``.
+        self.read_policy: Policy | None = None
 
     # -- questions (loop) -----------------------------------------------------
 
@@ -114,6 +118,14 @@ class FilesystemPolicy:
     def is_local(self, dev: int) -> bool:
         """Whether device ``dev`` is known to hold a local filesystem."""
         return self._local.get(dev, False)
+
+    def may_close_inline(self, dev: int) -> bool:
+        """Whether a read-only descriptor on ``dev`` may be closed on the
+        loop: a local filesystem, and the fast path on (the read policy's
+        switch, configure(fast_path=): its thread-pool baseline closes in
+        the pool)."""
+        policy = self.read_policy
+        return (policy is None or policy.enabled) and self._local.get(dev, False)
 
     def accept(self, directory: str, expected: int, dev: int) -> bool:
         """After an inline open in ``directory`` (expected on ``expected``):

@@ -77,12 +77,11 @@ class FileHandle:
             None if executor is not None or direct_io else pool.native
         )
         # Closed on the loop when idle: a descriptor that was only read, on a
-        # filesystem known local (_fspolicy), cannot block in close(2). Also
-        # with configure(fast_path=False): that baseline is about reads.
+        # filesystem known local (_fspolicy), cannot block in close(2).
         self.close_inline = (
             _native.backend.name == "native"
             and not raw.writable()
-            and FILESYSTEMS.is_local(inode.key[0])
+            and FILESYSTEMS.may_close_inline(inode.key[0])
         )
         self.closing = False
         self._users = 0

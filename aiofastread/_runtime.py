@@ -8,6 +8,7 @@ from aiofastread import _native, _policy, _pool
 from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
+FILESYSTEMS.read_policy = POLICY  # configure(fast_path=False) keeps closes in the pool too
 
 
 @dataclasses.dataclass(frozen=True)
