@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from aiofastread import _budget, _native, _policy, _pool
+from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
+FILESYSTEMS.read_policy = POLICY  # configure(fast_path=False) keeps closes in the pool too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,8 +27,8 @@ class Statistics:
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
     tracked_files     inodes in the policy table
-    coop_yields       times a task yielded to the loop because its inline
-                      work used up the cooperative budget (coop_budget_us)
+from aiofastread import _budget, _native, _policy, _pool
+from aiofastread._fspolicy import FILESYSTEMS
     """
 
     backend: str
@@ -45,6 +47,11 @@ class Statistics:
     bytes_pooled: int
     tracked_files: int
     coop_yields: int
+    inline_opens: int
+    open_fallbacks: int
+    inline_closes: int
+    local_filesystems: int
+    remote_filesystems: int
 
 
 def statistics() -> Statistics:
@@ -66,13 +73,15 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
-        coop_yields=_budget.BUDGET.yields,
+from aiofastread import _budget, _native, _policy, _pool
+from aiofastread._fspolicy import FILESYSTEMS
     )
 
 
 def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
+    FILESYSTEMS.reset()
     _pool.default_pool().reset_counters()
     _budget.BUDGET.yields = 0
 
@@ -123,6 +132,7 @@ def use_backend(name: str) -> None:
     _native.use(name)
     POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
+    FILESYSTEMS.clear()
 
 
 def backend() -> str:
