@@ -27,8 +27,13 @@ class Statistics:
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
     tracked_files     inodes in the policy table
-from aiofastread import _budget, _native, _policy, _pool
-from aiofastread._fspolicy import FILESYSTEMS
+    coop_yields       times a task yielded to the loop because its inline
+                      work used up the cooperative budget (coop_budget_us)
+    inline_opens      opens done on the loop (openat2 RESOLVE_CACHED)
+    open_fallbacks    inline opens tried and handed to the pool (EAGAIN, ...)
+    inline_closes     read-only descriptors closed on the loop
+    local_filesystems   filesystems seen, known local (inline opens allowed)
+    remote_filesystems  filesystems seen, network/FUSE/unknown (pool only)
     """
 
     backend: str
@@ -73,8 +78,12 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
-from aiofastread import _budget, _native, _policy, _pool
-from aiofastread._fspolicy import FILESYSTEMS
+        coop_yields=_budget.BUDGET.yields,
+        inline_opens=FILESYSTEMS.inline_opens,
+        open_fallbacks=FILESYSTEMS.open_fallbacks,
+        inline_closes=FILESYSTEMS.inline_closes,
+        local_filesystems=FILESYSTEMS.local_filesystems,
+        remote_filesystems=FILESYSTEMS.remote_filesystems,
     )
 
 
