@@ -1,0 +1,1 @@
+"""Integrations with other libraries (web frameworks), each imported only when asked for."""
