@@ -17,7 +17,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from starlette.routing import Mount, Route  # noqa: E402
 import aiofastread  # noqa: E402
 from aiofastread.contrib import starlette as ours  # noqa: E402
 from tests.conftest import evict, make_file, until, warm  # noqa: E402
+from tests.heartbeat import Heartbeat  # noqa: E402
 
 SIZE = (2 << 20) + 777  # several 64 KiB chunks, the last one short
 # Headers that must agree (date and server come from uvicorn).
@@ -56,27 +56,6 @@ NAMED = "naïve résumé.bin"  # content-disposition with filename*=utf-8''
 def test_importing_aiofastread_does_not_import_starlette() -> None:
     code = "import sys, aiofastread; sys.exit(bool({'starlette', 'anyio'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
-
-
-class Heartbeat:
-    """A task on the server loop that sleeps 1 ms at a time and keeps the
-    worst lateness of its wake-ups (reported, never asserted: docs/adapters.md)."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self.ticks = 0
-
-    async def run(self) -> None:
-        while True:
-            start = time.perf_counter()
-            await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.perf_counter() - start - 0.001)
-            self.ticks += 1
-
-    def take(self) -> dict[str, float]:
-        answer = {"worst_ms": self.worst * 1e3, "ticks": self.ticks}
-        self.worst, self.ticks = 0.0, 0
-        return answer
 
 
 def make_app(root: Path) -> Starlette:
