@@ -125,7 +125,7 @@ def serve(root: str, fd: int, use_uvloop: bool, installed: bool) -> None:
         return json(answer)
 
     @app.after_server_start
-    async def start_heartbeat(app: Sanic, _: Any) -> None:
+    async def start_heartbeat(app: Sanic) -> None:
         app.add_task(heartbeat.run())
 
     sock = socket.socket(fileno=fd)
