@@ -36,7 +36,7 @@ from starlette.routing import Mount, Route  # noqa: E402
 
 import aiofastread  # noqa: E402
 from aiofastread.contrib import starlette as ours  # noqa: E402
-from tests.conftest import evict, make_file, until, warm  # noqa: E402
+from tests.conftest import evict, make_file, supports_nowait, until, warm  # noqa: E402
 from tests.heartbeat import Heartbeat  # noqa: E402
 
 SIZE = (2 << 20) + 777  # several 64 KiB chunks, the last one short
@@ -91,40 +91,64 @@ def make_app(root: Path) -> Starlette:
     )
 
 
-@contextlib.contextmanager
-def serving(root: Path, loop: str) -> Iterator[str]:
-    """uvicorn in a thread on a socket that already listens (connections
-    queue until the server accepts: no start-up wait)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    config = uvicorn.Config(
-        make_app(root), loop=loop, log_level="warning", timeout_graceful_shutdown=5
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
+class Server:
+    """uvicorn in a thread, with a loop of its own, on a socket that already
+    listens (connections queue until the server accepts: no start-up wait)."""
+
+    def __init__(self, root: Path, loop: str) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        config = uvicorn.Config(
+            make_app(root), loop=loop, log_level="warning", timeout_graceful_shutdown=5
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("starlette")
+    if not (hasattr(os, "RWF_NOWAIT") and supports_nowait(path)):
+        pytest.skip(f"{path} does not support RWF_NOWAIT (tmpfs/overlayfs?)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def servers(root: Path) -> Iterator[dict[str, Server]]:
+    """One server per loop kind, started on first use, for the whole module
+    (each test's backend is the process's, which the server reads with)."""
+    running: dict[str, Server] = {}
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield running
     finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+        for server in running.values():
+            server.stop()
 
 
 @pytest.fixture
-async def client(data_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(root: Path, servers: dict[str, Server]) -> AsyncIterator[httpx.AsyncClient]:
     loop = "uvloop" if "uvloop" in type(asyncio.get_running_loop()).__module__ else "asyncio"
-    with serving(data_dir, loop) as url:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as session:
-            yield session
+    if loop not in servers:
+        servers[loop] = Server(root, loop)
+    async with httpx.AsyncClient(base_url=servers[loop].url, timeout=30) as session:
+        yield session
 
 
 @pytest.fixture
-def data(data_dir: Path) -> bytes:
-    data = make_file(data_dir / "f.bin", SIZE)
-    (data_dir / "404.html").write_bytes(b"<p>not here</p>")
-    warm(data_dir / "f.bin")
+def data(root: Path) -> bytes:
+    data = make_file(root / "f.bin", SIZE)
+    (root / "404.html").write_bytes(b"<p>not here</p>")
+    warm(root / "f.bin")
     aiofastread.reset_statistics()
     return data
 
@@ -252,8 +276,8 @@ async def test_static_files(client: httpx.AsyncClient, data: bytes) -> None:
     assert read_by_us() == len(b"<p>not here</p>")
 
 
-async def test_static_files_missing_without_html(data_dir: Path, data: bytes) -> None:
-    app = Starlette(routes=[Mount("/s", ours.StaticFiles(directory=data_dir))])
+async def test_static_files_missing_without_html(root: Path, data: bytes) -> None:
+    app = Starlette(routes=[Mount("/s", ours.StaticFiles(directory=root))])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as session:
         assert (await session.get("/s/missing.bin")).status_code == 404
@@ -261,13 +285,13 @@ async def test_static_files_missing_without_html(data_dir: Path, data: bytes) ->
 
 
 async def test_cold_file_goes_to_the_pool(
-    client: httpx.AsyncClient, data: bytes, data_dir: Path, record_property: object
+    client: httpx.AsyncClient, data: bytes, root: Path, record_property: object
 ) -> None:
     """A cold file is read by the pool, never inline; the server loop's worst
     heartbeat lateness for ours and for Starlette's goes to the report."""
     lateness = {}
     for side in ("theirs", "ours"):
-        evict(data_dir / "f.bin")
+        evict(root / "f.bin")
         await client.get("/_heartbeat")  # restart the count
         aiofastread.reset_statistics()
         response = await client.get(f"/{side}/f.bin")
@@ -287,12 +311,10 @@ def holding(path: Path) -> bool:
     return any(os.path.realpath(fd) == str(path) for fd in fds.iterdir())
 
 
-async def test_client_gone_mid_body_closes_the_file(
-    client: httpx.AsyncClient, data_dir: Path
-) -> None:
+async def test_client_gone_mid_body_closes_the_file(client: httpx.AsyncClient, root: Path) -> None:
     # larger than loopback's socket buffers: the server is mid-body when the
     # client goes
-    big = data_dir / "big.bin"
+    big = root / "big.bin"
     data = make_file(big, 32 << 20)
     async with client.stream("GET", "/ours/big.bin") as response:
         async for chunk in response.aiter_raw():
@@ -302,3 +324,4 @@ async def test_client_gone_mid_body_closes_the_file(
     # the connection is closed with the body unread; the server sees the
     # disconnect and cancels the response, which closes the file
     await until(lambda: not holding(big), "the server closed big.bin")
+    big.unlink()
