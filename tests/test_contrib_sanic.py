@@ -5,13 +5,12 @@ loopback and a real HTTP client (httpx).
 Each server process serves /theirs/ (sanic.response.file), /ours/
 (contrib file), the same pair for file_stream, app.static under /static/,
 and /_stats (aiofastread.statistics() and the loop's heartbeat, then
-reset). One server runs with contrib.sanic.install(), one without: their
-/static/ answers must agree. Servers start once per backend and loop kind.
+reset). One server per backend runs without contrib.sanic.install(), one
+with it: their /static/ answers must agree (``Servers``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import subprocess
@@ -25,7 +24,14 @@ import pytest
 pytest.importorskip("sanic", reason="needs the sanic extra")
 httpx = pytest.importorskip("httpx", reason="needs httpx (test extra)")
 
-from tests.conftest import evict, make_file, supports_nowait, warm  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    BACKENDS,
+    DEFAULT_BACKEND,
+    evict,
+    make_file,
+    supports_nowait,
+    warm,
+)
 
 SIZE = (2 << 20) + 777
 COMPARED = (
@@ -137,32 +143,39 @@ def serve(root: str, fd: int, use_uvloop: bool, installed: bool) -> None:
 
 
 class Servers:
-    """Server processes, started on first use, by (backend, loop, installed)."""
+    """The server processes, all started at once (Sanic takes seconds to
+    import on a loaded machine; they overlap): one plain server per
+    backend (uvloop, Sanic's default) and one with install() (the default
+    backend, the asyncio loop)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.running: dict[tuple[str, str, bool], tuple[subprocess.Popen[bytes], str]] = {}
+        self.processes: list[subprocess.Popen[bytes]] = []
 
-    def url(self, backend: str, loop: str, installed: bool) -> str:
-        key = (backend, loop, installed)
-        if key not in self.running:
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sock.listen(64)  # connections queue until the server accepts
-            code = (
-                "from tests.test_contrib_sanic import serve; "
-                f"serve({str(self.root)!r}, {sock.fileno()}, {loop == 'uvloop'}, {installed})"
-            )
-            env = dict(os.environ, AIOFASTREAD_BACKEND=backend, PYTHONPATH=str(REPO))
-            process = subprocess.Popen(
+    def start(self) -> None:
+        self.plain = {backend: self._start(backend, True, False) for backend in BACKENDS}
+        self.installed = self._start(DEFAULT_BACKEND, False, True)
+
+    def _start(self, backend: str, use_uvloop: bool, installed: bool) -> str:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)  # connections queue until the server accepts
+        code = (
+            "from tests.test_contrib_sanic import serve; "
+            f"serve({str(self.root)!r}, {sock.fileno()}, {use_uvloop}, {installed})"
+        )
+        env = dict(os.environ, AIOFASTREAD_BACKEND=backend, PYTHONPATH=str(REPO))
+        self.processes.append(
+            subprocess.Popen(
                 [sys.executable, "-c", code], pass_fds=[sock.fileno()], env=env, cwd=REPO
             )
-            self.running[key] = (process, f"http://127.0.0.1:{sock.getsockname()[1]}")
-            sock.close()
-        return self.running[key][1]
+        )
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        sock.close()
+        return url
 
     def stop(self) -> None:
-        for process, _ in self.running.values():
+        for process in self.processes:
             process.kill()
             process.wait()
 
@@ -170,8 +183,11 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     root = tmp_path_factory.mktemp("sanic")
+    if not (hasattr(os, "RWF_NOWAIT") and supports_nowait(root)):
+        pytest.skip(f"{root} does not support RWF_NOWAIT (tmpfs/overlayfs?)")
     running = Servers(root)
     try:
+        running.start()
         yield running
     finally:
         running.stop()
@@ -213,13 +229,8 @@ class Site:
 
 @pytest.fixture
 async def site(servers: Servers, backend: str) -> AsyncIterator[Site]:
-    if not (hasattr(os, "RWF_NOWAIT") and supports_nowait(servers.root)):
-        pytest.skip(f"{servers.root} does not support RWF_NOWAIT")
-    loop = "uvloop" if "uvloop" in type(asyncio.get_running_loop()).__module__ else "asyncio"
-    plain = servers.url(backend, loop, installed=False)
-    installed = servers.url(backend, loop, installed=True)
-    async with httpx.AsyncClient(timeout=60) as client:
-        s = Site(client, plain, installed, servers.root)
+    async with httpx.AsyncClient(timeout=120) as client:
+        s = Site(client, servers.plain[backend], servers.installed, servers.root)
         assert (await s.stats("installed"))["installed"]
         assert not (await s.stats())["installed"]
         yield s
@@ -336,3 +347,17 @@ def test_install_and_uninstall() -> None:
     assert (convenience.open_async, convenience.stat_async, sanic.mixins.static.stat_async) == (
         original
     )
+
+
+async def test_open_async_is_used_as_sanic_uses_its_own(data_dir: Path) -> None:
+    from aiofastread.contrib import sanic as afr_sanic
+
+    data = make_file(data_dir / "f.bin", 1000)
+    async with await afr_sanic.open_async(data_dir / "f.bin", mode="rb") as f:
+        assert await f.read(10) == data[:10]
+        assert await f.tell() == 10  # the other methods are the file's
+        await f.seek(990)
+        assert await f.read() == data[990:]
+    (data_dir / "t.txt").write_text("line\n")
+    async with await afr_sanic.open_async(data_dir / "t.txt", mode="r") as t:
+        assert await t.read() == "line\n"

@@ -9,13 +9,12 @@ loop step. Shared by the Starlette and Sanic adapters.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 import aiofastread
 from aiofastread._file import AsyncBufferedReader
+from aiofastread._open import AiofilesContextManager
 
 # Bytes a response reads before it yields to the loop once. Inline reads of a
 # cached file plus loopback writes move 2-5 GB/s on this VM, so 1 MiB holds the
@@ -24,8 +23,8 @@ YIELD_EVERY: Final = 1 << 20
 
 
 class YieldingReader:
-    """``read``/``seek``/``close`` of an aiofastread ``"rb"`` file, with a
-    ``sleep(0)`` after every ``YIELD_EVERY`` bytes read."""
+    """An aiofastread ``"rb"`` file whose ``read`` yields to the loop once
+    per ``YIELD_EVERY`` bytes; every other attribute is the file's."""
 
     __slots__ = ("_budget", "_file")
 
@@ -44,13 +43,19 @@ class YieldingReader:
     async def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
         return await self._file.seek(offset, whence)
 
+    async def close(self) -> None:
+        """Closes the file; cancelling the wait does not stop the close."""
+        await self._file.close()
 
-@contextlib.asynccontextmanager
-async def reading(path: str | os.PathLike[str]) -> AsyncIterator[YieldingReader]:
-    """Open ``path`` for reading in aiofastread's pool; closed on exit, also
-    when the response is cancelled (the close finishes in the pool)."""
-    file = await aiofastread.open(path, "rb")
-    try:
-        yield YieldingReader(file)
-    finally:
-        await file.close()
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+async def _open(path: str | os.PathLike[str]) -> YieldingReader:
+    return YieldingReader(await aiofastread.open(path, "rb"))
+
+
+def reading(path: str | os.PathLike[str]) -> AiofilesContextManager[YieldingReader]:
+    """Open ``path`` for reading in aiofastread's pool: awaitable, and an
+    async context manager that closes the file, as ``aiofiles.open``."""
+    return AiofilesContextManager(_open(path))
