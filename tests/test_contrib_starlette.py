@@ -325,3 +325,29 @@ async def test_client_gone_mid_body_closes_the_file(client: httpx.AsyncClient, r
     # disconnect and cancels the response, which closes the file
     await until(lambda: not holding(big), "the server closed big.bin")
     big.unlink()
+
+
+def test_under_trio_the_responses_are_starlettes(root: Path) -> None:
+    """aiofastread is asyncio only: under anyio's trio backend our classes
+    read as Starlette's do (and still answer the same)."""
+    pytest.importorskip("trio", reason="needs trio (test extra)")
+    import anyio
+
+    data = make_file(root / "t.bin", 300_000)
+
+    async def fetch_all() -> list[bytes]:
+        app = Starlette(
+            routes=[
+                Route("/f", lambda request: ours.FileResponse(root / "t.bin")),
+                Mount("/s", ours.StaticFiles(directory=root)),
+            ]
+        )
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as session:
+            full = (await session.get("/f")).content
+            part = (await session.get("/s/t.bin", headers={"Range": "bytes=-10"})).content
+        return [full, part]
+
+    aiofastread.reset_statistics()
+    assert anyio.run(fetch_all, backend="trio") == [data, data[-10:]]
+    assert read_by_us() == 0
