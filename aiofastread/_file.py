@@ -14,22 +14,25 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import io
-import operator
 import os
-import sys
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
 from aiofastread import _native, _read
+from aiofastread._checks import (
+    TRUSTED_SEEK_MAX,
+    WHENCES,
+    check_index,
+    check_limit,
+    check_size,
+    lseek_restoring,
+    resolve_seek,
+)
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, FileState, FileStatistics
+from aiofastread._policy import INLINE_MAX, Decision, FileState, FileStatistics
 from aiofastread._runtime import POLICY
-
-# Window fetched by readline/peek/iteration. 64 KiB is ~10 us inline on this
-# VM and holds hundreds of typical lines, so iteration makes one read per
-# few hundred lines (bench/lines.py).
-WINDOW_SIZE = 64 << 10
+from aiofastread._window import WINDOW_SIZE, Window
 
 # What read1(-1) and peek() return at most, like io.DEFAULT_BUFFER_SIZE.
 BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
@@ -45,48 +48,25 @@ class _FileLock(asyncio.Lock):
     _locked: bool
 
 
-_SEEK_HOLE_DATA = tuple(
-    getattr(os, name) for name in ("SEEK_DATA", "SEEK_HOLE") if hasattr(os, name)
-)
+def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
+    """Whether ``reader.read(size)`` is one preadv2(RWF_NOWAIT) at once.
 
-
-# Seek targets past this ask the kernel (lseek) instead of being taken on
-# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
-# BufferedReader.seek would report (the same figure as the bridge's).
-TRUSTED_SEEK_MAX = 1 << 40
-
-
-def check_limit(size: object) -> int:
-    """Convert a size the way CPython converts an optional Py_ssize_t
-    (None means -1; any negative means "no limit" to readline/readlines)."""
-    if size is None:
-        return -1
-    try:
-        value = operator.index(size)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"argument should be integer or None, not '{type(size).__name__}'"
-        ) from None
-    if not -sys.maxsize - 1 <= value <= sys.maxsize:
-        raise OverflowError("cannot fit 'int' into an index-sized integer")
-    return value
-
-
-def check_size(size: object) -> int:
-    """Validate a read size the way BufferedReader does (None means -1)."""
-    value = check_limit(size)
-    if value < -1:
-        raise ValueError("read length must be non-negative or -1")
-    return value
-
-
-def check_index(value: object) -> int:
-    try:
-        return operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise TypeError(
-            f"'{type(value).__name__}' object cannot be interpreted as an integer"
-        ) from None
+    The rule for a read nothing stands before (no window, no other
+    operation on the file, not closed): the policy reads a WARM file inline
+    (``Policy.decide``) and no look ahead is due (``_read.lookahead_checked``).
+    ``read`` writes this out (a call costs ~0.1 us against a ~1.6 us cached
+    read); tests/test_inline_rule.py proves the two agree for every state.
+    """
+    h = reader._h
+    if type(size) is not int or size <= 0:
+        return False
+    if reader._win.data or h.closing or reader._lock._locked:
+        return False
+    return (
+        h.inode.state is _WARM
+        and POLICY.decide(h.inode, size, direct_io=h.direct_io) is Decision.INLINE
+        and _read.lookahead_checked(h, reader._pos, size)
+    )
 
 
 class AsyncBufferedReader:
@@ -107,8 +87,7 @@ class AsyncBufferedReader:
         self._loop = loop
         self._executor = executor
         self._pos = 0
-        self._wbuf = b""  # read-ahead window: file bytes [_wpos, _wpos+len)
-        self._wpos = 0
+        self._win = Window()  # for readline/peek/iteration
         self._lock = _FileLock()
         self._detached = False
 
@@ -160,15 +139,15 @@ class AsyncBufferedReader:
     # -- reading --------------------------------------------------------------
 
     async def read(self, size: int | None = -1) -> bytes:
-        # The fast path, written out: a WARM file, no window, nobody else
-        # mid-operation on this file, not a stream about to run past what
-        # cachestat saw cached (_read._cached) -> one preadv2(RWF_NOWAIT).
+        # The fast path: fast_path_takes() written out, and the HIT
+        # bookkeeping of _read.judge_inline; tests/test_inline_rule.py
+        # proves both equal the rule for every state.
         h = self._h
         pos = self._pos
         if (
             type(size) is int
             and 0 < size <= INLINE_MAX
-            and not self._wbuf
+            and not self._win.data
             and h.inode.state is _WARM
             and not h.closing
             and not self._lock._locked  # locked() as an attribute: ~60 ns less a read
@@ -176,7 +155,10 @@ class AsyncBufferedReader:
             and not h.direct_io
             and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
         ):
-            got = _native.read_nowait(h.fd, size, pos)
+            # Loaded, then called: a call straight off the Backend's slot
+            # is not specialised by CPython 3.11 (~20 ns more a read).
+            read_nowait = _native.backend.read_nowait
+            got = read_nowait(h.fd, size, pos)
             if type(got) is bytes and len(got) == size:
                 c = h.inode.counters  # the ratio folds these in lazily
                 hits = c.inline_hits = c.inline_hits + 1
@@ -205,34 +187,22 @@ class AsyncBufferedReader:
     async def _read_locked(self, size: int) -> bytes:
         if size == 0:
             return b""
-        head = self._take_window(size)
+        head = self._win.take(self._pos, size)
         if len(head) == size:
             self._pos += size
             self._consume_window()
             return head
         data = await _read.read_at(self._h, self._pos + len(head), size - len(head))
-        self._drop_window()
+        self._win.drop()
         self._pos += len(head) + len(data)
         return head + data if head else data
 
     async def _read_all(self) -> bytes:
-        head = self._take_window(-1)
+        head = self._win.take(self._pos, -1)
         data = await _read.read_to_eof(self._h, self._pos + len(head))
-        self._drop_window()
+        self._win.drop()
         self._pos += len(head) + len(data)
         return head + data if head else data
-
-    def _take_window(self, size: int) -> bytes:
-        """Window bytes at the position, without consuming them."""
-        if not self._wbuf:
-            return b""
-        start = self._pos - self._wpos
-        if size < 0:
-            return self._wbuf[start:]
-        return self._wbuf[start : start + size]
-
-    def _drop_window(self) -> None:
-        self._wbuf = b""
 
     async def readall(self) -> bytes:
         return await self.read(-1)
@@ -246,7 +216,7 @@ class AsyncBufferedReader:
                 size = BUFFER_SIZE
             if size == 0:
                 return b""
-            head = self._take_window(size)
+            head = self._win.take(self._pos, size)
             if head:
                 self._pos += len(head)
                 self._consume_window()
@@ -287,21 +257,22 @@ class AsyncBufferedReader:
         self._check_open("peek of closed file")
         async with self._lock:
             self._check_open("peek of closed file")
-            head = self._take_window(-1)
+            head = self._win.take(self._pos, -1)
             if head:
                 return head
             await self._fill_window()
-            return self._take_window(-1)
+            return self._win.take(self._pos, -1)
 
     async def _fill_window(self) -> bool:
         """Make the window start at the position; False at EOF."""
         data = await _read.read_at(self._h, self._pos, WINDOW_SIZE)
-        self._wbuf, self._wpos = data, self._pos
+        self._win.set(self._pos, data)
         return bool(data)
 
     def _consume_window(self) -> None:
-        if self._wbuf and self._pos >= self._wpos + len(self._wbuf):
-            self._wbuf = b""
+        win = self._win
+        if win.data and self._pos >= win.start + len(win.data):
+            win.drop()
 
     async def readline(self, size: int | None = -1) -> bytes:
         limit = check_limit(size)
@@ -312,21 +283,22 @@ class AsyncBufferedReader:
 
     async def _readline_locked(self, limit: int) -> bytes:
         # Fast case: the window holds the whole line.
-        wbuf = self._wbuf
+        win = self._win
+        wbuf = win.data
         if wbuf:
-            start = self._pos - self._wpos
+            start = self._pos - win.start
             end = wbuf.find(b"\n", start) + 1
             if end and (limit < 0 or end - start <= limit):
-                self._pos = self._wpos + end
+                self._pos = win.start + end
                 if end == len(wbuf):
-                    self._wbuf = b""
+                    win.drop()
                 return wbuf[start:end]
         parts: list[bytes] = []
         got = 0
         begin = self._pos
         while limit < 0 or got < limit:
             try:
-                filled = bool(self._take_window(1)) or await self._fill_window()
+                filled = bool(win.take(self._pos, 1)) or await self._fill_window()
             except BaseException:
                 # Cancelled (or failed) after earlier pieces of a long line
                 # were taken: put them back, as if the call never ran.
@@ -334,16 +306,12 @@ class AsyncBufferedReader:
                 raise
             if not filled:
                 break
-            start = self._pos - self._wpos
-            stop = len(self._wbuf) if limit < 0 else min(len(self._wbuf), start + limit - got)
-            newline = self._wbuf.find(b"\n", start, stop)
-            end = stop if newline < 0 else newline + 1
-            piece = self._wbuf[start:end]
+            piece, ended = win.cut_line(self._pos, limit - got if limit >= 0 else -1)
             parts.append(piece)
             got += len(piece)
             self._pos += len(piece)
             self._consume_window()
-            if newline >= 0:
+            if ended:
                 break
         return b"".join(parts)
 
@@ -407,15 +375,16 @@ class AsyncBufferedReader:
             and not self._lock._locked
             and not self._h.closing
         ):
-            if self._wbuf and not self._wpos <= offset <= self._wpos + len(self._wbuf):
-                self._wbuf = b""
+            win = self._win
+            if win.data and not win.start <= offset <= win.start + len(win.data):
+                win.drop()
             self._pos = offset
             return offset
         # BufferedReader.seek's order: whence, closed, then the offset.
         whence = check_index(whence)
         if not -(2**31) <= whence < 2**31:
             raise OverflowError("Python int too large to convert to C int")
-        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END, *_SEEK_HOLE_DATA):
+        if whence not in WHENCES:
             raise ValueError(f"whence value {whence} unsupported")
         self._check_open("seek of closed file")
         offset = check_index(offset)
@@ -423,25 +392,15 @@ class AsyncBufferedReader:
             raise ValueError("cannot fit 'int' into an offset-sized integer")
         async with self._lock:
             self._check_open("seek of closed file")
-            if whence == os.SEEK_SET:
-                target = offset
-            elif whence == os.SEEK_CUR:
-                target = self._pos + offset
-            else:  # SEEK_END, SEEK_DATA, SEEK_HOLE: ask the kernel, in the pool
-                target = -1
-            if not 0 <= target <= TRUSTED_SEEK_MAX:
-                if whence == os.SEEK_CUR:
-                    whence, offset = os.SEEK_SET, target
-                if whence == os.SEEK_SET and target < 0:
-                    raise OSError(22, "Invalid argument")
-                # Far targets too: the filesystem's size limit decides (EINVAL).
+            target, offset, whence = resolve_seek(self._pos, offset, whence)
+            if target < 0:  # the kernel decides, in the pool
                 target = await self._h.run(lseek_restoring, self._h.fd, offset, whence)  # type: ignore[assignment]
             self._seek_to(target)
             return target
 
     def _seek_to(self, target: int) -> None:
-        if self._wbuf and not (self._wpos <= target <= self._wpos + len(self._wbuf)):
-            self._wbuf = b""
+        if self._win.data and not self._win.holds(target):
+            self._win.drop()
         self._pos = target
 
     async def tell(self) -> int:
@@ -482,7 +441,7 @@ class AsyncBufferedReader:
         """Close the file; the fd outlives any read still in the pool."""
         if self._detached:  # as BufferedReader.close() after detach()
             raise ValueError("raw stream has been detached")
-        self._wbuf = b""
+        self._win.drop()
         await self._h.close()
 
     async def __aenter__(self) -> AsyncBufferedReader:
@@ -501,15 +460,3 @@ class AsyncBufferedReader:
             if self._detached:
                 raise ValueError("raw stream has been detached")
             raise ValueError(message)
-
-
-def lseek_restoring(fd: int, offset: int, whence: int) -> int:
-    """Where lseek(offset, whence) would land, leaving f_pos untouched.
-
-    The OS offset is never used for reading (all reads are positional), but
-    a detached or fileno()-borrowed descriptor should find it unchanged."""
-    saved = os.lseek(fd, 0, os.SEEK_CUR)
-    try:
-        return os.lseek(fd, offset, whence)
-    finally:
-        os.lseek(fd, saved, os.SEEK_SET)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from aiofastread import _policy
 
 if TYPE_CHECKING:
+    from aiofastread._native_pool import NativeMissPool
     from aiofastread._pool import MissPool
 
 
@@ -36,7 +37,7 @@ class FileHandle:
         "executor",
         "fd",
         "inode",
-        "native_reads",
+        "native_pool",
         "pool",
         "raw",
         "seq_end",
@@ -66,10 +67,13 @@ class FileHandle:
         self.direct_io = direct_io
         self.pool = pool
         self.executor = executor
-        # Misses may go to the native miss pool: not for a caller's own
-        # executor or pool (they asked for those threads), nor O_DIRECT
-        # (its buffers must be aligned as the device wants).
-        self.native_reads = pool.native_reads and executor is None and not direct_io
+        # Where misses may go instead of Python threads: the pool's native
+        # miss pool, unless the caller brought an executor (they asked for
+        # those threads) or O_DIRECT (its buffers must be aligned as the
+        # device wants). Used while _native.backend.native_pool is on.
+        self.native_pool: NativeMissPool | None = (
+            None if executor is not None or direct_io else pool.native
+        )
         self.closing = False
         self._users = 0
         self._lock = threading.Lock()

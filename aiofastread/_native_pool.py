@@ -13,9 +13,12 @@ the only GIL holder involved is the loop thread itself.
 Used for plain positional reads (``_read.read_at``'s miss) up to
 ``MAX_READ`` bytes on the native backend; everything else (opens, writes,
 metadata, reads to EOF, callers with their own executor) stays in
-``_pool.MissPool``. ``submit`` returns None when it cannot take a read (no
-compiled module, a loop without ``add_reader``, the C pool's in-flight limit,
-no fd left for the dup): the caller then uses the Python pool as before.
+``_pool.MissPool``, which owns the one ``NativeMissPool`` and hands it its
+``SlotLimiter``: a read takes a slot there, and gives it back when its loop
+takes the result (or its loop is gone). ``start_read`` returns None when the
+C side cannot take a read (a loop without ``add_reader``, the C pool's
+in-flight limit, no fd left for the dup): the caller then uses the Python
+pool as before.
 
 A port exists only while its loop has reads in flight: the last reap
 removes the reader and closes the eventfd, so an idle loop holds no fd of
@@ -27,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import threading
 import weakref
-from collections.abc import Callable
 from typing import Any
 
 from aiofastread import _native
+from aiofastread._slots import SlotLimiter
 
 # Bigger misses stay in the Python pool. This pool's result is copied once
 # more (C buffer -> bytes) and that copy runs on the loop thread: a 1 MiB
@@ -51,19 +55,111 @@ if _native.HAS_NATIVE_POOL:
     _ffi, _lib = _native.native_module().ffi, _native.native_module().lib
 
 
+class NativeMissPool:
+    """The C miss pool, reading on the slots of the ``SlotLimiter`` it is handed."""
+
+    def __init__(self, slots: SlotLimiter) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self.in_flight = 0  # of the limiter's slots: reads here (a racy hint)
+        self._submitted_base = 0  # C submissions before reset_counters()
+        # One port per loop while it has reads in flight, weak both ways: a
+        # loop closed with reads in flight drops its reader callback and with
+        # it the port (whose futures still reference the loop); the C side
+        # frees what those reads leave behind as they finish.
+        self._ports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_Port]] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Loops that refused add_reader (no selector: not worth asking again).
+        self._refused: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+
+    async def start_read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
+        """Start a positional read once a slot is ours (FIFO, as the Python
+        pool's ``run`` waits); the slot is given back when the loop takes the
+        result. None if the C side refused (the caller uses the Python pool).
+        The fd must stay open until this returns: the read works on a dup."""
+        await self._slots.acquire()
+        with self._lock:
+            self.in_flight += 1
+        future = self._submit(fd, size, offset)
+        if future is None:
+            self._release(1)
+        return future
+
+    def port_of(self, loop: asyncio.AbstractEventLoop) -> _Port | None:
+        ref = self._ports.get(loop)
+        return None if ref is None else ref()
+
+    def submissions(self) -> int:
+        """Reads submitted since ``reset_counters``."""
+        return counters()[0] - self._submitted_base
+
+    def reset_counters(self) -> None:
+        self._submitted_base = counters()[0]
+
+    def configure(self, max_workers: int | None, max_in_flight: int | None) -> None:
+        _lib.afr_pool_configure(max_workers or 0, max_in_flight or 0)
+
+    def reset_after_fork(self) -> None:
+        # The parent's ports are not ours to touch (C side: afr_after_fork_child).
+        for ref in list(self._ports.values()):
+            port = ref()
+            if port is not None:
+                port.c_port = _ffi.NULL
+        self._ports.clear()
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
+    def _release(self, count: int) -> None:
+        """``count`` reads gave back their slots (results taken, or their
+        loop gone): hand them on to the limiter's waiters."""
+        with self._lock:
+            self.in_flight -= count
+        self._slots.release(count)
+
+    def _submit(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
+        if size > MAX_READ:
+            return None
+        loop = asyncio.get_running_loop()
+        port = self.port_of(loop)
+        if port is None:
+            if loop in self._refused:
+                return None
+            try:
+                port = _Port(loop, self)
+            except NotImplementedError:  # a loop without add_reader
+                self._refused.add(loop)
+                return None
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
+                    return None
+                raise
+            self._ports[loop] = weakref.ref(port)
+        future = port.submit(loop, fd, size, offset)
+        if future is None and not port.futures:
+            port.close(loop)
+        return future
+
+    def _forget(self, port: _Port, loop: asyncio.AbstractEventLoop) -> None:
+        if self.port_of(loop) is port:
+            del self._ports[loop]
+
+
 class _Port:
     """One loop's completion queue: an eventfd, and the futures it owes."""
 
-    # Only the loop's reader callback holds a port (_ports has a weak
-    # reference): closing the loop drops it, and __del__ releases the C side.
-    __slots__ = ("__weakref__", "c_port", "done", "fd", "futures", "next_token")
+    # Only the loop's reader callback holds a port (the pool's map has a
+    # weak reference): closing the loop drops it, and __del__ releases the
+    # C side.
+    __slots__ = ("__weakref__", "c_port", "done", "fd", "futures", "next_token", "owner")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, owner: NativeMissPool) -> None:
         c_port = _lib.afr_port_new()
         if c_port == _ffi.NULL:
             err = _ffi.errno
             raise OSError(err, os.strerror(err))
         self.c_port = c_port
+        self.owner = owner
         self.fd: int = _lib.afr_port_fd(c_port)
         self.futures: dict[int, asyncio.Future[bytes]] = {}
         self.next_token = 0
@@ -111,8 +207,8 @@ class _Port:
                 break
         if not futures:
             self.close(asyncio.get_running_loop())
-        if taken and on_slots_freed is not None:
-            on_slots_freed(taken)
+        if taken:
+            self.owner._release(taken)
 
     def __del__(self) -> None:
         # Its loop was closed (or dropped) with reads in flight: the C side
@@ -121,76 +217,20 @@ class _Port:
         if _lib is not None and _ffi is not None and self.c_port != _ffi.NULL:
             _lib.afr_port_release(self.c_port)
             self.c_port = _ffi.NULL
-            if self.futures and on_slots_freed is not None:
-                on_slots_freed(len(self.futures))
+            if self.futures:
+                self.owner._release(len(self.futures))
 
     def close(self, loop: asyncio.AbstractEventLoop) -> None:
         """No read in flight: give the eventfd back (loop thread)."""
-        if _port_of(loop) is self:
-            del _ports[loop]
+        self.owner._forget(self, loop)
         loop.remove_reader(self.fd)
         _lib.afr_port_release(self.c_port)
         self.c_port = _ffi.NULL
 
 
-# One port per loop while it has reads in flight, weak both ways: a loop
-# closed with reads in flight drops its reader callback and with it the
-# port (whose futures still reference the loop); the C side frees what those
-# reads leave behind as they finish.
-_ports: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, weakref.ref[_Port]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _port_of(loop: asyncio.AbstractEventLoop) -> _Port | None:
-    ref = _ports.get(loop)
-    return None if ref is None else ref()
-
-
-# Loops that refused add_reader (no selector: not worth asking again).
-_refused: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-
-
-# Called with a count when that many reads gave back their slots (results
-# taken, or their loop gone): the Python pool, which keeps the one in-flight
-# limit of both pools, then hands the slots to its waiters.
-on_slots_freed: Callable[[int], object] | None = None
-
-
-def submit(fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
-    """Start a blocking read of ``size`` bytes at ``offset`` (fewer only at
-    EOF) on a C thread; None if this pool cannot take it now."""
-    if _lib is None or size > MAX_READ:
-        return None
-    loop = asyncio.get_running_loop()
-    port = _port_of(loop)
-    if port is None:
-        if loop in _refused:
-            return None
-        try:
-            port = _Port(loop)
-        except NotImplementedError:  # a loop without add_reader
-            _refused.add(loop)
-            return None
-        except OSError as exc:
-            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
-                return None
-            raise
-        _ports[loop] = weakref.ref(port)
-    future = port.submit(loop, fd, size, offset)
-    if future is None and not port.futures:
-        port.close(loop)
-    return future
-
-
-def configure(max_workers: int | None, max_in_flight: int | None) -> None:
-    if _lib is not None:
-        _lib.afr_pool_configure(max_workers or 0, max_in_flight or 0)
-
-
 def counters() -> tuple[int, int]:
     """(reads submitted ever, reads holding a slot now: queued, running, or
-    finished and not yet taken by their loop)."""
+    finished and not yet taken by their loop), process-wide."""
     if _lib is None:
         return 0, 0
     submitted = _ffi.new("unsigned long long *")
@@ -198,16 +238,3 @@ def counters() -> tuple[int, int]:
     threads = _ffi.new("int *")
     _lib.afr_pool_stats(submitted, in_flight, threads)
     return int(submitted[0]), int(in_flight[0])
-
-
-def _forget_after_fork() -> None:
-    # The parent's ports are not ours to touch (C side: afr_after_fork_child).
-    for ref in list(_ports.values()):
-        port = ref()
-        if port is not None:
-            port.c_port = _ffi.NULL
-    _ports.clear()
-
-
-if _native.HAS_NATIVE_POOL and hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_after_fork)

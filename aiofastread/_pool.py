@@ -1,10 +1,11 @@
-"""The bounded miss pool: our own threads for every blocking call.
+"""The miss pool: our own threads for every blocking call.
 
 Cached reads never come here; misses, opens, closes, writes and metadata
-calls do. The pool bounds two things: the number of threads
-(``max_workers``) and the number of operations submitted but not finished
-(``max_in_flight``). When the in-flight limit is reached, awaiters wait in
-FIFO order (backpressure), so memory held by queued work stays bounded.
+calls do. ``MissPool`` runs them on daemon threads (``DaemonThreadPool``,
+``max_workers`` of them) under the in-flight limit of its ``SlotLimiter``
+(_slots: FIFO backpressure across loops), which it hands to its native miss
+pool (_native_pool) so that both count against one limit. ``run_undoable``
+hands a result nobody took (a cancelled open) to its undo.
 
 The pool knows nothing of the read policy. It works with any number of event
 loops (in any threads), keeps working after a loop closes, starts fresh in a
@@ -14,7 +15,6 @@ forked child, and never holds up interpreter exit (daemon threads).
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import dataclasses
 import os
@@ -23,13 +23,16 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from aiofastread import _native, _native_pool
+from aiofastread import _native
+from aiofastread._native_pool import NativeMissPool
+from aiofastread._slots import SlotLimiter
 
 T = TypeVar("T")
 
 # Threads for blocking work. Misses on a slow device want queue depth more
 # than CPU; 16 keeps a disk's or network filesystem's queue full while the
-# GIL handoffs stay cheap (bench/pool_workers.py sweeps this on this machine).
+# GIL handoffs stay cheap. A judgement, not a measured optimum: no sweep
+# exists; docs/benchmarks.md runs every engine with 16 threads (--workers).
 DEFAULT_MAX_WORKERS = 16
 
 # Operations submitted and not yet finished. Each holds at most one caller
@@ -50,7 +53,7 @@ class PoolStatistics:
 
 
 class MissPool:
-    """A ThreadPoolExecutor of our own with an in-flight limit.
+    """Python threads of our own under an in-flight limit.
 
     ``run`` is the only entry point used on the event loop. The slot of an
     operation is released when its thread finishes, not when its awaiter is
@@ -63,43 +66,23 @@ class MissPool:
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         *,
-        native_reads: bool = False,
+        with_native_pool: bool = False,
     ) -> None:
         _check_positive("max_workers", max_workers)
         _check_positive("max_in_flight", max_in_flight)
-        # Whether plain reads of files using this pool may go to the native
-        # miss pool (_native_pool: process-wide, so only the default pool's
-        # users, and its limits and counters are this pool's).
-        self.native_reads = native_reads and _native.HAS_NATIVE_POOL
-        self._native_base = 0  # native submissions before reset_counters()
-        self._native_in_flight = 0  # of _in_flight: reads in the native pool
-        if self.native_reads:
-            _native_pool.on_slots_freed = self._release_native_slots
+        self.slots = SlotLimiter(max_in_flight)
+        # Plain reads of this pool's files may go to the native miss pool,
+        # on this pool's slots. Its C side is process-wide (one set of
+        # threads, limits and counters): only the default pool has one.
+        self.native: NativeMissPool | None = (
+            NativeMissPool(self.slots) if with_native_pool and _native.HAS_NATIVE_POOL else None
+        )
         self._max_workers = max_workers
-        self._max_in_flight = max_in_flight
         self._lock = threading.Lock()
         self._executor: DaemonThreadPool | None = None
-        self._in_flight = 0
         self._submissions = 0
-        self._waiters: collections.deque[_Waiter] = collections.deque()
 
     # -- public -------------------------------------------------------------
-
-    async def start_native_read(
-        self, fd: int, size: int, offset: int
-    ) -> asyncio.Future[bytes] | None:
-        """Start a positional read in the native miss pool once a slot of
-        this pool's in-flight limit is ours (waiting in FIFO order, as
-        ``run`` does); the slot is given back when the loop takes the
-        result. None if the native pool refused (the caller uses ``run``).
-        The fd must stay open until this returns: the read works on a dup."""
-        await self._acquire_slot()
-        with self._lock:
-            self._native_in_flight += 1
-        future = _native_pool.submit(fd, size, offset)
-        if future is None:
-            self._release_native_slots(1)
-        return future
 
     async def run(
         self,
@@ -115,13 +98,13 @@ class MissPool:
         thread) when the work has finished or was dropped before it started,
         also if the awaiter was cancelled: fd lifetime hangs on it.
         """
-        await self._acquire_slot(on_done)  # runs on_done itself if it raises
+        await self.slots.acquire(on_done)  # runs on_done itself if it raises
         with self._lock:
             self._submissions += 1
         try:
             future = (executor or self._get_executor()).submit(fn, *args)
         except BaseException:
-            self._release_slot()
+            self.slots.release()
             if on_done is not None:
                 on_done()
             raise
@@ -131,7 +114,7 @@ class MissPool:
         else:
 
             def done(_f: concurrent.futures.Future[T]) -> None:
-                self._release_slot()
+                self.slots.release()
                 on_done()
 
             future.add_done_callback(done)
@@ -178,8 +161,8 @@ class MissPool:
         Not subject to the in-flight limit: it is called from completion
         callbacks, which must never wait.
         """
+        self.slots.take()
         with self._lock:
-            self._in_flight += 1
             self._submissions += 1
         future = self._get_executor().submit(fn, *args)
         future.add_done_callback(self._on_done)
@@ -189,17 +172,20 @@ class MissPool:
         """Whether a Python thread has a job (a racy read, as a hint).
 
         Reads in the native miss pool do not count: they need no GIL."""
-        return self._in_flight > self._native_in_flight
+        native = self.native
+        return self.slots.in_flight > (0 if native is None else native.in_flight)
 
     def statistics(self) -> PoolStatistics:
-        native_submitted = _native_pool.counters()[0] if self.native_reads else 0
+        native = self.native
+        native_submissions = 0 if native is None else native.submissions()
+        max_in_flight, in_flight, waiting = self.slots.snapshot()
         with self._lock:
             return PoolStatistics(
                 max_workers=self._max_workers,
-                max_in_flight=self._max_in_flight,
-                in_flight=self._in_flight,  # native reads hold slots here too
-                waiting=len(self._waiters),
-                submissions=self._submissions + native_submitted - self._native_base,
+                max_in_flight=max_in_flight,
+                in_flight=in_flight,  # native reads hold slots here too
+                waiting=waiting,
+                submissions=self._submissions + native_submissions,
             )
 
     def configure(
@@ -217,17 +203,16 @@ class MissPool:
                 old, self._executor = self._executor, None
                 if old is not None:
                     old.shutdown(wait=False)
-            if max_in_flight is not None:
-                self._max_in_flight = max_in_flight
-        if self.native_reads:
-            _native_pool.configure(max_workers, max_in_flight)
-        self._wake_waiters()
+        if self.native is not None:
+            self.native.configure(max_workers, max_in_flight)
+        if max_in_flight is not None:
+            self.slots.configure(max_in_flight)
 
     def reset_counters(self) -> None:
-        native_submitted = _native_pool.counters()[0] if self.native_reads else 0
         with self._lock:
             self._submissions = 0
-            self._native_base = native_submitted
+        if self.native is not None:
+            self.native.reset_counters()
 
     def shutdown(self, wait: bool = True) -> None:
         with self._lock:
@@ -235,84 +220,10 @@ class MissPool:
         if executor is not None:
             executor.shutdown(wait=wait)
 
-    # -- slots --------------------------------------------------------------
-
-    async def _acquire_slot(self, on_done: Callable[[], object] | None = None) -> None:
-        """Take a slot, waiting in FIFO order. If this raises, ``on_done``
-        has been run (here, or by ``_wake_waiters`` for a dead loop)."""
-        try:
-            with self._lock:
-                if self._in_flight < self._max_in_flight and not self._waiters:
-                    self._in_flight += 1
-                    return
-                loop = asyncio.get_running_loop()
-                entry = _Waiter(loop, loop.create_future(), on_done)
-                self._waiters.append(entry)
-        except BaseException:
-            if on_done is not None:
-                on_done()
-            raise
-        try:
-            await entry.future
-        except BaseException:
-            with self._lock:
-                try:
-                    self._waiters.remove(entry)
-                    granted = False
-                except ValueError:
-                    # Popped: a slot was handed to us as we were cancelled,
-                    # or our loop was found closed (then all is undone).
-                    granted = not entry.dead
-            if granted:
-                self._release_slot()
-            if on_done is not None and not entry.dead:
-                on_done()
-            raise
+    # -- internals ----------------------------------------------------------
 
     def _on_done(self, _future: concurrent.futures.Future[Any]) -> None:
-        self._release_slot()
-
-    def _release_slot(self) -> None:
-        self._release_slots(1)
-
-    def _release_native_slots(self, count: int) -> None:
-        with self._lock:
-            self._native_in_flight -= count
-        self._release_slots(count)
-
-    def _release_slots(self, count: int) -> None:
-        with self._lock:
-            self._in_flight -= count
-            waiting = bool(self._waiters)
-        if waiting:
-            self._wake_waiters()
-
-    def _wake_waiters(self) -> None:
-        """Hand free slots to waiters, oldest first, on their own loops."""
-        while True:
-            with self._lock:
-                if not self._waiters or self._in_flight >= self._max_in_flight:
-                    return
-                entry = self._waiters.popleft()
-                self._in_flight += 1
-            try:
-                entry.loop.call_soon_threadsafe(self._grant, entry.future)
-            except RuntimeError:
-                # That waiter's loop is closed: its operation can never run.
-                # Undo it now (its fd user registration too, or a close of
-                # the file would wait for it forever).
-                with self._lock:
-                    self._in_flight -= 1
-                    entry.dead = True
-                if entry.on_done is not None:
-                    entry.on_done()
-
-    def _grant(self, waiter: asyncio.Future[None]) -> None:
-        # A waiter cancelled after it was popped owns the slot all the same:
-        # its awaiter finds itself gone from the queue and releases the slot
-        # (_acquire_slot). Releasing here too would count the slot twice.
-        if not waiter.done():
-            waiter.set_result(None)
+        self.slots.release()
 
     def _get_executor(self) -> DaemonThreadPool:
         executor = self._executor
@@ -330,9 +241,9 @@ class MissPool:
         # The child has none of the parent's threads; their work is gone.
         self._lock = threading.Lock()
         self._executor = None
-        self._in_flight = 0
-        self._native_in_flight = 0
-        self._waiters.clear()
+        self.slots.reset_after_fork()
+        if self.native is not None:
+            self.native.reset_after_fork()
 
 
 _WorkItem = tuple["concurrent.futures.Future[Any]", Callable[..., Any], tuple[Any, ...]]
@@ -416,21 +327,6 @@ class DaemonThreadPool(concurrent.futures.Executor):
                 thread.join()
 
 
-class _Waiter:
-    """An operation waiting for a pool slot, on its event loop."""
-
-    __slots__ = ("dead", "future", "loop", "on_done")
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[None],
-        on_done: Callable[[], object] | None,
-    ) -> None:
-        self.loop, self.future, self.on_done = loop, future, on_done
-        self.dead = False  # its loop was closed: undone by _wake_waiters
-
-
 class _Handoff(Generic[T]):
     """A result passed from a pool thread to an awaiter that may have left."""
 
@@ -450,7 +346,7 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be >= 1, got {value!r}")
 
 
-_default_pool = MissPool(native_reads=True)
+_default_pool = MissPool(with_native_pool=True)
 
 
 def default_pool() -> MissPool:

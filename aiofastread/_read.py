@@ -129,11 +129,12 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     """
     st = h.inode
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
-    if decision is Decision.POOL or not _native.CAN_READ_INLINE:
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
         return b"", False
     if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return b"", False
-    return judge_inline(h, offset, size, _native.read_nowait(h.fd, size, offset))
+    read_nowait = _native.backend.read_nowait  # a call off a slot is slower (see _file)
+    return judge_inline(h, offset, size, read_nowait(h.fd, size, offset))
 
 
 def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
@@ -143,12 +144,12 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     that continues a stream: so must the ``lookahead`` after it, checked once
     per lookahead of progress (``h.ahead_ok_to``).
     """
-    stream = offset == h.seq_end
-    if known_warm and (not stream or offset + size <= h.ahead_ok_to):
+    if known_warm and lookahead_checked(h, offset, size):
         return True
+    stream = offset == h.seq_end
     ahead = lookahead(h) if stream else 0
     length = min(size + 2 * ahead, h.size_hint - offset)
-    cachestat = _native.cachestat
+    cachestat = _native.backend.cachestat
     if cachestat is None or length <= 0:
         # At or past EOF as far as we know: nothing to check, and a NOWAIT
         # read there does no I/O. No cachestat (Linux < 6.5): a warm file
@@ -170,6 +171,12 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
         end = offset + length
         h.ahead_ok_to = end - ahead if end < h.size_hint else end + ahead
     return True
+
+
+def lookahead_checked(h: FileHandle, offset: int, size: int) -> bool:
+    """Whether a read needs no new look at the pages ahead: it does not
+    continue the stream, or it ends within what the last look found cached."""
+    return offset != h.seq_end or offset + size <= h.ahead_ok_to
 
 
 def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tuple[bytes, bool]:
@@ -218,23 +225,32 @@ async def read_at(
         return prefix
     done = len(prefix)
     rest = await pool_read(h, size - done, offset + done)
-    POLICY.record(h.inode, Outcome.POOLED, len(rest))
-    end = offset + done + len(rest)
-    h.seq_end = end
+    record_pooled(h, offset + done + len(rest), len(rest), sequential=True)
+    return prefix + rest if prefix else rest
+
+
+def record_pooled(h: FileHandle, end: int, nbytes: int, *, sequential: bool = False) -> None:
+    """Account ``nbytes`` the pool read for ``h``, ending at offset ``end``:
+    the policy's counters, the size we know (a file may have grown) and, for
+    a read that continues or starts a stream (``sequential``), where it ends
+    (``_cached`` looks ahead of reads that start there)."""
+    POLICY.record(h.inode, Outcome.POOLED, nbytes)
     if end > h.size_hint:
         h.size_hint = end
-    return prefix + rest if prefix else rest
+    if sequential:
+        h.seq_end = end
 
 
 async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     """A blocking read off the loop: the native miss pool (C threads, no GIL)
     when it can take it, else a Python pool thread."""
-    if h.native_reads and _native.NATIVE_POOL and size <= _native_pool.MAX_READ:
+    native = h.native_pool
+    if native is not None and _native.backend.native_pool and size <= _native_pool.MAX_READ:
         # Registered while it may wait for a slot: a close meanwhile must
         # not free the fd number before the C side has its dup.
         h.begin()
         try:
-            future = await h.pool.start_native_read(h.fd, size, offset)
+            future = await native.start_read(h.fd, size, offset)
         finally:
             h.end()
         if future is not None:
@@ -258,8 +274,5 @@ async def read_to_eof(h: FileHandle, offset: int) -> bytes:
 
 async def _pool_to_eof(h: FileHandle, offset: int) -> bytes:
     data: bytes = await h.run(pread_to_eof, h.fd, offset)  # type: ignore[assignment]
-    POLICY.record(h.inode, Outcome.POOLED, len(data))
-    end = offset + len(data)
-    if end > h.size_hint:
-        h.size_hint = end
+    record_pooled(h, offset + len(data), len(data))
     return data

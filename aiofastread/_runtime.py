@@ -6,7 +6,7 @@ import dataclasses
 
 from aiofastread import _native, _policy, _pool
 
-POLICY = _policy.Policy(has_cachestat=_native.cachestat is not None)
+POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +48,8 @@ def statistics() -> Statistics:
     totals = POLICY.totals()
     pool = _pool.default_pool().statistics()
     return Statistics(
-        backend=_native.BACKEND,
-        fast_path=POLICY.enabled and _native.CAN_READ_INLINE,
+        backend=_native.backend.name,
+        fast_path=POLICY.enabled and _native.backend.can_read_inline,
         inline_hits=totals.inline_hits,
         inline_misses=totals.inline_misses,
         short_reads=totals.short_reads,
@@ -103,10 +103,10 @@ def use_backend(name: str) -> None:
     """Switch the read backend ("native", "python" or "pool"); for tests and
     benchmarks. Normally chosen once at import (AIOFASTREAD_BACKEND)."""
     _native.use(name)
-    POLICY.has_cachestat = _native.cachestat is not None
+    POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
 
 
 def backend() -> str:
     """Which read backend is in use: "native", "python" or "pool"."""
-    return _native.BACKEND
+    return _native.backend.name

@@ -207,8 +207,8 @@ def distance_cells() -> list[Cell]:
 def scratch_address() -> int | None:
     """aiofastread's scratch buffer, when its read_nowait copies through one."""
     view = getattr(getattr(_native, "_scratch", None), "view", None)
-    if (_native.BACKEND != "native" or view is None
-            or isinstance(_native.read_nowait, types.BuiltinFunctionType)):
+    if (_native.backend.name != "native" or view is None
+            or isinstance(_native.backend.read_nowait, types.BuiltinFunctionType)):
         return None
     return address_of(view)
 
@@ -228,7 +228,7 @@ def placement(fd: int, size: int, count: int) -> dict[str, dict[str, Any]]:
         for i in range(count):
             offset = (i * 16 + 1) * PAGE  # 4 KiB-aligned: the source sits at page offset 0
             data = (os.pread(fd, size, offset) if name == "os.pread"
-                    else _native.read_nowait(fd, size, offset))
+                    else _native.backend.read_nowait(fd, size, offset))
             assert isinstance(data, bytes)
             dst = id(data) + BYTES_HEADER  # CPython: id() is the object's address
             pages[dst % PAGE] = pages.get(dst % PAGE, 0) + 1

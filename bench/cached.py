@@ -147,8 +147,8 @@ def scratch_address() -> int | None:
     the bytes it returns, like os.pread.
     """
     view = getattr(getattr(_native, "_scratch", None), "view", None)
-    builtin = isinstance(_native.read_nowait, types.BuiltinFunctionType)
-    if _native.BACKEND != "native" or view is None or builtin:
+    builtin = isinstance(_native.backend.read_nowait, types.BuiltinFunctionType)
+    if _native.backend.name != "native" or view is None or builtin:
         return None
     return ctypes.addressof(ctypes.c_char.from_buffer(view))
 
@@ -654,7 +654,7 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
             pread(fd, 0, off)
         return clock() - t0
 
-    read_nowait = _native.read_nowait
+    read_nowait = _native.backend.read_nowait
 
     async def native_read() -> int:
         t0 = clock()
@@ -670,8 +670,8 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
     async def python_only() -> int:
         # The library's own code with the native read replaced by a stub
         # that hands back a ready bytes: what the fast path costs in Python.
-        real = _native.read_nowait
-        _native.read_nowait = stub
+        real = _native.backend
+        _native.backend = dataclasses.replace(real, read_nowait=stub)
         try:
             t0 = clock()
             for off in offsets:
@@ -679,7 +679,7 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
                 await f.read(size)
             return clock() - t0
         finally:
-            _native.read_nowait = real
+            _native.backend = real
 
     async def stub_call() -> int:
         t0 = clock()
@@ -691,11 +691,11 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
         "empty loop": empty_loop, "2x perf_counter_ns": timer_pair, "await noop()": await_noop,
         "await f.seek(off)": seek, "await f.seek(off); await f.read(n)": seek_read,
         "seek+read, native read stubbed": python_only, "stub call": stub_call,
-        "_native.read_nowait(fd, n, off)": native_read,
+        "_native.backend.read_nowait(fd, n, off)": native_read,
         "os.pread(fd, n, off)": os_pread, "os.pread(fd, 0, off)": os_pread_0,
     })
 
-    if _native.BACKEND == "native" and _native_cffi is not None:
+    if _native.backend.name == "native" and _native_cffi is not None:
         ffi, lib = _native_cffi.ffi, _native_cffi.lib
         cbuf = ffi.from_buffer("char[]", buffer)
         pread_flags, unpack, nowait = lib.afr_pread_flags, ffi.unpack, _native.RWF_NOWAIT
@@ -803,8 +803,8 @@ def derive(m: dict[str, float]) -> dict[str, float]:
     seek = m["await f.seek(off)"] - m["empty loop"]
     out["seek: coroutine + checks"] = seek
     out["read: coroutine + fast-path checks + counters"] = python_total - seek
-    native = m["_native.read_nowait(fd, n, off)"] - m["empty loop"]
-    builtin = isinstance(_native.read_nowait, types.BuiltinFunctionType)
+    native = m["_native.backend.read_nowait(fd, n, off)"] - m["empty loop"]
+    builtin = isinstance(_native.backend.read_nowait, types.BuiltinFunctionType)
     if "cffi afr_pread_flags(n) into aligned buffer" in m and not builtin:
         call0 = m["cffi afr_pread_flags(0)"] - m["empty loop"]
         copy = m["cffi afr_pread_flags(n) into aligned buffer"] - m["cffi afr_pread_flags(0)"]

@@ -5,7 +5,7 @@ says "At 1 MiB a hit copies for ~100 us on this VM, about a thread hop, so
 bigger reads gain nothing inline while they hold up the loop". This script
 measures the terms of that sentence, per size, on a fully cached file:
 
-``inline``        ``_native.read_nowait(fd, n, off)``: the call the fast path
+``inline``        ``_native.backend.read_nowait(fd, n, off)``: the call the fast path
                   makes, called directly so that sizes above the cap can be
                   measured too. Its time is time the loop is held.
 ``aiofastread``   ``await f.seek(off); await f.read(n)``: what a user gets
@@ -121,7 +121,7 @@ async def run_batch(engine: str, f: aiofastread.AsyncBufferedReader, fd: int, si
     clock, cpu = time.perf_counter_ns, time.thread_time_ns
     wall, busy = out.setdefault("wall", []), out.setdefault("cpu", [])
     if engine == "inline":
-        read_nowait = _native.read_nowait
+        read_nowait = _native.backend.read_nowait
         for off in offsets:
             t0 = clock()
             data = read_nowait(fd, size, off)
@@ -169,8 +169,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     loop_names = [lp.strip() for lp in args.loops.split(",")]
     if max(sizes) > FILE_SIZE // 4:
         parser.error(f"sizes must be <= {human(FILE_SIZE // 4)}")
-    if not _native.CAN_READ_INLINE:
-        sys.exit(f"aiofastread backend {_native.BACKEND!r} cannot read inline here")
+    if not _native.backend.can_read_inline:
+        sys.exit(f"aiofastread backend {_native.backend.name!r} cannot read inline here")
 
     path = make_file(args.dir)
     fd = os.open(path, os.O_RDONLY)
@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = analyze(rows, loop_names, sizes)
     report["config"] = {"sizes": sizes, "loops": loop_names, "rounds": args.rounds,
                         "batch": args.batch, "file_size": FILE_SIZE,
-                        "inline_max": _policy.INLINE_MAX, "backend": _native.BACKEND,
+                        "inline_max": _policy.INLINE_MAX, "backend": _native.backend.name,
                         "elapsed_s": round(elapsed, 1)}
     print_report(report)
     if args.json:

@@ -234,7 +234,7 @@ async def fragmented_phase(path: Path, data: bytes, reads: int) -> dict[str, Any
 def naive_phase(path: Path, size: int, reads: int) -> dict[str, Any]:
     """Time one inline NOWAIT read per offset on the cold file: the stall
     an inline-first design would put on the loop (not what aiofastread does)."""
-    if _native.read_nowait is None:  # type: ignore[comparison-overlap]
+    if _native.backend.read_nowait is None:  # type: ignore[comparison-overlap]
         return {"skipped": "no NOWAIT backend"}
     rng = random.Random(6)
     fd = os.open(path, os.O_RDONLY)
@@ -243,7 +243,7 @@ def naive_phase(path: Path, size: int, reads: int) -> dict[str, Any]:
         for _ in range(reads):
             off = rng.randrange(0, size // BLOCK) * BLOCK
             t0 = time.perf_counter()
-            _native.read_nowait(fd, 16384, off)
+            _native.backend.read_nowait(fd, 16384, off)
             times.append(time.perf_counter() - t0)
     finally:
         os.close(fd)

@@ -3,6 +3,10 @@
 Built by setuptools through ``cffi_modules`` in setup.py. The extension is
 ``optional``: when no C compiler is present the install still succeeds and
 ``aiofastread._native`` falls back to ``os.preadv`` (or to the pool only).
+
+native/ holds one C file per job; ``SOURCES`` lists them in include order,
+each with the declarations it exports to Python (its cdef). To add a file,
+add one entry here (and nothing else: MANIFEST.in ships native/*.c).
 """
 
 from __future__ import annotations
@@ -13,47 +17,61 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 
-ffibuilder = FFI()
-ffibuilder.cdef(
-    """
-    /* Positional read with RWF_* flags. Returns bytes read (>= 0) or -errno;
-       never raises, so a miss (-EAGAIN) costs no Python exception. */
-    long afr_pread_flags(int fd, char *buf, size_t len, long long offset, int flags);
+SOURCES: tuple[tuple[str, str], ...] = (
+    (
+        "afr_syscalls.c",  # preadv2 with flags and cachestat(2), via syscall(2)
+        """
+        /* Positional read with RWF_* flags. Returns bytes read (>= 0) or -errno;
+           never raises, so a miss (-EAGAIN) costs no Python exception. */
+        long afr_pread_flags(int fd, char *buf, size_t len, long long offset, int flags);
 
-    /* cachestat(2) for [offset, offset+len). On success returns 0 and stores
-       the cached page count and the page count of the range; else -errno. */
-    int afr_cachestat(int fd, long long offset, long long len,
-                      unsigned long long *cached, unsigned long long *pages);
+        /* cachestat(2) for [offset, offset+len). On success returns 0 and stores
+           the cached page count and the page count of the range; else -errno. */
+        int afr_cachestat(int fd, long long offset, long long len,
+                          unsigned long long *cached, unsigned long long *pages);
 
-    /* The same read as a CPython function returning bytes (one copy);
-       NULL where there is no CPython C API (PyPy). A new reference is never
-       handed out: the object lives as long as the process. */
-    void *afr_read_nowait_function(void);
+        static const int AFR_HAS_PREADV2;
+        static const int AFR_HAS_CACHESTAT;
+        """,
+    ),
+    (
+        "afr_read_nowait.c",  # the inline read as a CPython function
+        """
+        /* The same read as a CPython function returning bytes (one copy);
+           NULL where there is no CPython C API (PyPy). A new reference is never
+           handed out: the object lives as long as the process. */
+        void *afr_read_nowait_function(void);
 
-    /* The native miss pool (see the C source): C threads, one eventfd
-       per event loop ("port"), no GIL on the worker side. */
-    struct afr_done { unsigned long long token; long result; char *buf; };
-    struct afr_port;
-    struct afr_port *afr_port_new(void);
-    int afr_port_fd(struct afr_port *port);
-    void afr_port_release(struct afr_port *port);
-    int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
-                   unsigned long long token);
-    int afr_port_reap(struct afr_port *port, struct afr_done *out, int max);
-    void afr_free(char *buf);
-    void afr_pool_configure(int max_threads, long max_in_flight);
-    void afr_pool_stats(unsigned long long *submitted, long *in_flight, int *threads);
-
-    static const int AFR_HAS_PREADV2;
-    static const int AFR_HAS_CAPI_READ;
-    static const int AFR_HAS_CACHESTAT;
-    static const int AFR_RWF_NOWAIT;
-    static const long AFR_PAGE_SIZE;
-    """
+        static const int AFR_HAS_CAPI_READ;
+        """,
+    ),
+    (
+        "afr_pool.c",  # the native miss pool
+        """
+        /* C threads, one eventfd per event loop ("port"), no GIL on the
+           worker side. */
+        struct afr_done { unsigned long long token; long result; char *buf; };
+        struct afr_port;
+        struct afr_port *afr_port_new(void);
+        int afr_port_fd(struct afr_port *port);
+        void afr_port_release(struct afr_port *port);
+        int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
+                       unsigned long long token);
+        int afr_port_reap(struct afr_port *port, struct afr_done *out, int max);
+        void afr_free(char *buf);
+        void afr_pool_configure(int max_threads, long max_in_flight);
+        void afr_pool_stats(unsigned long long *submitted, long *in_flight, int *threads);
+        """,
+    ),
 )
+
+ffibuilder = FFI()
+ffibuilder.cdef("".join(cdef for _, cdef in SOURCES))
 ffibuilder.set_source(
     "aiofastread._native_cffi",
-    (HERE / "aiofastread_native.c").read_text(),
+    "".join(f'#include "{name}"\n' for name, _ in SOURCES),
+    include_dirs=[str(HERE)],
+    depends=[str(HERE / name) for name, _ in SOURCES],
     # A missing compiler must not fail `pip install`: setuptools turns a
     # failed optional extension into a warning.
     libraries=["pthread"],

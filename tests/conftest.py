@@ -45,7 +45,7 @@ def pytest_asyncio_loop_factories(
 
 
 BACKENDS = _native.available()
-DEFAULT_BACKEND = _native.BACKEND
+DEFAULT_BACKEND = _native.backend.name
 
 
 @pytest.fixture(params=BACKENDS, autouse=True)

@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 def backend() -> str:
     """Overrides conftest's per-backend parametrization: the benchmark runs its
     engines in subprocesses with the default backend, so once is enough."""
-    return _native.BACKEND
+    return _native.backend.name
 
 
 @pytest.fixture
@@ -461,6 +461,28 @@ def test_report_renders() -> None:
     assert "worst loop stall" in text
 
 
+def test_markdown_shows_the_terminal_tables_numbers() -> None:
+    """One column list, two renderers: each markdown row has its header's cell
+    count, and a workload's row carries the terminal row's cells in order."""
+    import re
+
+    from rich.console import Console
+
+    runs = [_fake_run("aiofastread", True), _fake_run("nofast", False)]
+    v = report.variant_report("mixed", runs, LAYOUT, slow=True)
+    markdown = report.to_markdown({"variants": {"mixed": v}})
+    tables = [t.splitlines() for t in re.findall(r"(?:^\|.*\|\n?)+", markdown, re.M)]
+    assert len(tables) == 3  # the comparison, then one per engine
+    for table in tables:
+        assert {line.count(" | ") for line in table} == {table[0].count(" | ")}
+    console = Console(width=200, record=True)
+    console.print(report.engine_table("aiofastread", v["engines"]["aiofastread"], "mixed"))
+    terminal = next(line for line in console.export_text().splitlines() if "f1 zipf" in line)
+    md_row = next(line for line in tables[1] if line.startswith("| f1 (zipf) |"))
+    md_cells = [c.strip() for c in md_row.strip("|").split("|")]
+    assert re.split(r"\s{2,}", terminal.strip())[1:] == md_cells[1:-1]  # less "cached at start"
+
+
 @pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib not installed")
 def test_plot_writes_png(tmp_path: Path) -> None:
     from aiofastread.benchmark import plot
@@ -594,7 +616,7 @@ async def test_all_cold_run_keeps_files_cold(
         engine.stop()
     native_reads = _native_pool.counters()[0] - native_before
     assert (native_reads > 0) == (engine_name == "aiofastread" and backend == "native")
-    assert (backend == "native") == _native.NATIVE_POOL  # stop() turned it back on
+    assert (backend == "native") == _native.backend.native_pool  # stop() turned it back on
     assert run.evictions > 0
     assert all(w.reads > 0 for w in run.workloads.values())
     assert sum(w.reads for w in run.workloads.values()) == len(

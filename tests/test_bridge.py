@@ -20,6 +20,7 @@ import pytest
 from blockbuster import BlockBuster
 
 import aiofastread
+from aiofastread import _native_pool, _pool
 from aiofastread._bridge import raw as bridge_raw
 from aiofastread.threadpool._base import PoolRunner
 from tests.conftest import blocking_on_purpose, evict, open_fd_count, warm
@@ -103,9 +104,38 @@ async def test_uncached_lines_cost_one_pool_hop_per_window(data_dir: Path) -> No
         got = [line async for line in f]
         stats = aiofastread.statistics()
     assert got == lines
-    # The first fetch after open is INLINE_WINDOW, then POOL_WINDOW each;
+    # The first fetch after open is WINDOW_SIZE, then POOL_WINDOW each;
     # at EOF the file is asked again each time, as FileIO does (+2).
     assert stats.pool_reads <= size // bridge_raw.POOL_WINDOW + 4
+
+
+@pytest.mark.parametrize("mode", ["r", "r+b"])
+async def test_bridge_misses_go_where_binary_misses_go(
+    data_dir: Path, backend: str, mode: str
+) -> None:
+    """Text-mode and r+b misses go through _read.pool_read, as rb's do: to
+    the native miss pool's C threads on the native backend, else to Python
+    threads."""
+    path = data_dir / "lines.txt"
+    lines = write_lines(path, 40_000)
+    want: Any = "".join(lines) if "b" not in mode else "".join(lines).encode()
+    evict(path)
+    async with aiofastread.open(path, mode) as f:
+        native_before = _native_pool.counters()[0]
+        python_before = _pool.default_pool()._submissions
+        pooled_before = aiofastread.statistics().pool_reads
+        chunks = []
+        while chunk := await f.read(100_000):
+            chunks.append(chunk)
+        pooled = aiofastread.statistics().pool_reads - pooled_before
+        native = _native_pool.counters()[0] - native_before
+        python = _pool.default_pool()._submissions - python_before
+    assert chunks[0][:0].join(chunks) == want
+    assert pooled > 0, "the file was evicted: some reads must miss"
+    if backend == "native":
+        assert (native, python) == (pooled, 0)
+    else:
+        assert (native, python) == (0, pooled)
 
 
 async def test_lines_appended_after_eof_are_seen(data_dir: Path) -> None:

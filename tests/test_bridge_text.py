@@ -32,7 +32,7 @@ def sample_text(encoding: str) -> str:
 
 @pytest.fixture(autouse=True)
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bridge_raw, "INLINE_WINDOW", 333)
+    monkeypatch.setattr(bridge_raw, "WINDOW_SIZE", 333)
     monkeypatch.setattr(bridge_raw, "POOL_WINDOW", 1001)
     bridge_raw.Counters.speculation_blocked = 0
 

@@ -37,6 +37,12 @@ def native_in_flight() -> int:
     return _native_pool.counters()[1]
 
 
+def native_pool() -> _native_pool.NativeMissPool:
+    pool = _pool.default_pool().native
+    assert pool is not None
+    return pool
+
+
 def python_submissions() -> int:
     return _pool.default_pool()._submissions
 
@@ -177,7 +183,7 @@ async def test_a_loop_holds_its_eventfd_only_while_reads_are_in_flight(
             data[i * 65536 : (i + 1) * 65536] for i in range(20)
         ]
     assert in_flight_ports == (1 if backend == "native" else 0)
-    assert _native_pool._port_of(asyncio.get_running_loop()) is None
+    assert native_pool().port_of(asyncio.get_running_loop()) is None
     assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
 
 
@@ -198,7 +204,7 @@ async def test_a_cancelled_read_frees_its_job_and_port(
                 await task
             assert native_in_flight() == 1  # still blocked in the server
         await until(lambda: native_in_flight() == 0, "the C thread finished")
-        await until(lambda: _native_pool._port_of(asyncio.get_running_loop()) is None, "closed")
+        await until(lambda: native_pool().port_of(asyncio.get_running_loop()) is None, "closed")
         # The position did not move: the cancelled read took nothing.
         assert await f.tell() == 0
     assert open_fd_count() == fds_before
@@ -328,7 +334,7 @@ def test_a_forked_child_gets_a_fresh_native_pool(
 
 
 def test_the_native_flag_follows_the_backend(backend: str) -> None:
-    assert (backend == "native") == _native.NATIVE_POOL
+    assert (backend == "native") == _native.backend.native_pool
 
 
 class _NoReaderLoop(asyncio.SelectorEventLoop):
@@ -359,3 +365,19 @@ def test_a_loop_without_add_reader_uses_python_threads(
     assert native == 0
     assert python >= 3  # open, the miss, close
     assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
+
+
+async def test_native_reads_give_slots_back_to_their_own_pool(
+    cold: tuple[Path, bytes], native_only: None
+) -> None:
+    # Each pool hands its own limiter to its native pool: building another
+    # (as tests and embedders may) must not take over the default pool's
+    # slot accounting (it did while the C pool called back a module global).
+    other = _pool.MissPool(with_native_pool=True)
+    path, data = cold
+    async with aiofastread.open(path, "rb") as f:
+        base = native_submitted()
+        assert await _read.read_at(f._h, 0, 4096) == data[:4096]
+        assert native_submitted() == base + 1
+    assert _pool.default_pool().statistics().in_flight == 0
+    assert other.statistics().in_flight == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ async def test_a_stream_reads_inline_only_while_the_pages_ahead_are_cached(
     I/O on the loop thread; a stream must go to the pool before that can
     happen (_read._cached). Checked on every inline call: the lookahead
     after the read was resident when it was made."""
-    if backend == "pool" or _native.cachestat is None:
+    if backend == "pool" or _native.backend.cachestat is None:
         pytest.skip("needs inline reads and cachestat")
     path = data_dir / "stream.txt"
     data = (b"".join(b"line %07d\n" % i for i in range(80_000)) + b"x" * (1 << 20))[: 1 << 20]
@@ -110,16 +111,18 @@ async def test_a_stream_reads_inline_only_while_the_pages_ahead_are_cached(
         os.close(fd)
     assert cached_pages(path) == 128
     inline_calls: list[tuple[int, int, bool]] = []
-    read_nowait = _native.read_nowait
+    read_nowait = _native.backend.read_nowait
 
     def checked(fd: int, size: int, offset: int) -> bytes | int:
         length = min(size + ahead, len(data) - offset)
-        answer = _native.cachestat(fd, offset, length) if length > 0 else (0, 0)
+        answer = _native.backend.cachestat(fd, offset, length) if length > 0 else (0, 0)
         assert not isinstance(answer, int)
         inline_calls.append((offset, size, answer[0] >= answer[1]))
         return read_nowait(fd, size, offset)
 
-    monkeypatch.setattr(_native, "read_nowait", checked)
+    monkeypatch.setattr(
+        _native, "backend", dataclasses.replace(_native.backend, read_nowait=checked)
+    )
     got = bytearray()
     pooled = aiofastread.statistics().bytes_pooled
     async with aiofastread.open(path, mode) as f:
@@ -224,7 +227,7 @@ async def test_short_inline_read_keeps_prefix_and_pools_exactly_the_rest(
     warm(path)
     async with aiofastread.open(path, "rb") as f:
         assert await f.read(4096) == data[:4096]  # WARM now
-        real = _native.read_nowait
+        real = _native.backend.read_nowait
         calls: list[tuple[int, int]] = []
 
         def cached_prefix_only(fd: int, size: int, offset: int) -> bytes | int:
@@ -232,7 +235,9 @@ async def test_short_inline_read_keeps_prefix_and_pools_exactly_the_rest(
             got = real(fd, size, offset)
             return got[:12288] if isinstance(got, bytes) else got
 
-        monkeypatch.setattr(_native, "read_nowait", cached_prefix_only)
+        monkeypatch.setattr(
+            _native, "backend", dataclasses.replace(_native.backend, read_nowait=cached_prefix_only)
+        )
         await f.seek(100_000)
         assert await f.read(200_000) == data[100_000:300_000]
         assert await f.tell() == 300_000

@@ -16,29 +16,28 @@ import io
 import operator
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import greenlet
 
-from aiofastread._file import check_limit, lseek_restoring
+from aiofastread._checks import c_integer, check_limit, lseek_restoring, resolve_seek
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, Outcome
-from aiofastread._read import pread_full, pread_to_eof_or_error, try_inline
-from aiofastread._runtime import POLICY
+from aiofastread._policy import INLINE_MAX
+from aiofastread._read import (
+    pool_read,
+    pread_full,
+    pread_to_eof_or_error,
+    record_pooled,
+    try_inline,
+)
+from aiofastread._window import WINDOW_SIZE, Window
 
-# Read-ahead when the page cache has the bytes: 64 KiB inline is ~10 us on
-# this VM and holds hundreds of lines, so line iteration refills rarely
-# (the same figure as _file.WINDOW_SIZE).
-INLINE_WINDOW = 64 << 10
 # Read-ahead on a miss, for sequential reads: one pool hop (~100 us) per
 # 256 KiB keeps hop overhead below the device time of that much data, while
-# a random reader (first read after a seek) only fetches INLINE_WINDOW.
+# a random reader (first read after a seek) only fetches WINDOW_SIZE (what
+# is fetched when the page cache has the bytes).
 POOL_WINDOW = 256 << 10
-# Seek targets past this ask the kernel (lseek) instead of being taken on
-# trust: ext4 refuses offsets beyond its 16 TiB file limit with EINVAL, as
-# FileIO.seek would report.
-TRUSTED_SEEK_MAX = 1 << 40
 
 
 class Counters:
@@ -67,12 +66,8 @@ class BridgeRaw(io.RawIOBase):
         # keeps the answer (an append-mode open seeks to the end: True).
         self._seekable: bool | None = True if self._append else None
         self._pos = pos
-        # The read-ahead window: file bytes [_wpos, _wpos + len(_win)); the
-        # position is always inside it or at its end.
-        self._win = b""
-        self._wview = memoryview(b"")
-        self._wpos = pos
-        self._win_eof = False  # the window ended at EOF: stop extending it
+        # The read-ahead window: the position is always inside it or at its end.
+        self._win = Window(pos)
         self._line_end = line_end
         self._universal = universal
         # Line fast path cache: where the first line from _scan_pos ends
@@ -156,10 +151,11 @@ class BridgeRaw(io.RawIOBase):
         self._check_readable()
         if n < 0:
             return self.readall()
-        off = self._pos - self._wpos
-        if n <= len(self._win) - off:  # all in the window: one copy
+        win = self._win
+        off = self._pos - win.start
+        if n <= len(win.data) - off:  # all in the window: one copy
             self._pos += n
-            return self._win[off : off + n]
+            return win.data[off : off + n]
         buf = bytearray(n)
         del buf[self._read_into(memoryview(buf)) :]
         return bytes(buf)
@@ -168,7 +164,7 @@ class BridgeRaw(io.RawIOBase):
         self._check_closed()
         if not self._readable:  # FileIO.readall just tries, and read(2) says:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        head = self._win[self._pos - self._wpos :]
+        head = self._win.take(self._pos, -1)
         pos = self._pos + len(head)
         h = self._h
         left = max(h.size_hint - pos, 0)
@@ -185,10 +181,9 @@ class BridgeRaw(io.RawIOBase):
                 # and the inline read must not decide where the error lands.
                 head, data, pos = b"", b"", self._pos
                 rest, error = self._block(pread_to_eof_or_error, h.fd, pos)
-            POLICY.record(h.inode, Outcome.POOLED, len(rest))
             data += rest
+            record_pooled(h, pos + len(data), len(rest))
         pos += len(data)
-        h.size_hint = max(h.size_hint, pos)
         self._pos = pos
         self._set_window(pos, b"")
         if error is not None:
@@ -203,8 +198,8 @@ class BridgeRaw(io.RawIOBase):
         got = 0
         while limit < 0 or got < limit:
             self._check_readable()
-            off = self._pos - self._wpos
-            if off >= len(self._win):
+            win = self._win
+            if self._pos - win.start >= len(win.data):
                 try:
                     self._refill(1)
                 except OSError:
@@ -214,17 +209,13 @@ class BridgeRaw(io.RawIOBase):
                     tail = self._read_line_bytewise(-1 if limit < 0 else limit - got)
                     parts.append(tail)
                     break
-                if not self._win:
+                if not win.data:
                     break
-                off = 0
-            win = self._win
-            stop = len(win) if limit < 0 else min(len(win), off + limit - got)
-            newline = win.find(b"\n", off, stop)
-            end = stop if newline < 0 else newline + 1
-            parts.append(win[off:end])
-            got += end - off
-            self._pos = self._wpos + end
-            if newline >= 0:
+            piece, ended = win.cut_line(self._pos, limit - got if limit >= 0 else -1)
+            parts.append(piece)
+            got += len(piece)
+            self._pos += len(piece)
+            if ended:
                 break
         return b"".join(parts)
 
@@ -235,9 +226,10 @@ class BridgeRaw(io.RawIOBase):
         n = len(view)
         got = 0
         start = self._pos
+        win = self._win
         while got < n:
-            off = self._pos - self._wpos
-            avail = len(self._win) - off
+            off = self._pos - win.start
+            avail = len(win.data) - off
             if avail <= 0:
                 try:
                     self._refill(n - got)
@@ -249,11 +241,11 @@ class BridgeRaw(io.RawIOBase):
                     # nothing, so none of the bytes copied above count).
                     self._pos = start
                     return self._read_into_once(view)
-                off, avail = 0, len(self._win)
+                off, avail = 0, len(win.data)
                 if not avail:
                     break
             k = min(avail, n - got)
-            view[got : got + k] = self._wview[off : off + k]
+            view[got : got + k] = win.view[off : off + k]
             got += k
             self._pos += k
         return got
@@ -263,11 +255,10 @@ class BridgeRaw(io.RawIOBase):
         h = self._h
         pos = self._pos
         data: bytes = self._block(os.pread, h.fd, len(view), pos)
-        POLICY.record(h.inode, Outcome.POOLED, len(data))
         n = len(data)
         view[:n] = data
         self._pos = pos + n
-        h.size_hint = max(h.size_hint, self._pos)
+        record_pooled(h, self._pos, n)
         self._drop_window()
         return n
 
@@ -279,9 +270,8 @@ class BridgeRaw(io.RawIOBase):
         h = self._h
         line: bytes
         line, error = self._block(read_line_bytewise, h.fd, self._pos, limit)
-        POLICY.record(h.inode, Outcome.POOLED, len(line))
         self._pos += len(line)
-        h.size_hint = max(h.size_hint, self._pos)
+        record_pooled(h, self._pos, len(line))
         self._drop_window()
         if error is not None:
             raise error
@@ -291,15 +281,14 @@ class BridgeRaw(io.RawIOBase):
         """Make the window start at the position: inline if cached, else pool."""
         h = self._h
         pos = self._pos
-        size = max(want, INLINE_WINDOW)
+        size = max(want, WINDOW_SIZE)
         data, complete = try_inline(h, pos, size)
         if not data and not complete:
-            size = max(want, POOL_WINDOW if pos == h.seq_end else INLINE_WINDOW)
-            data = self._block(pread_full, h.fd, size, pos)
+            size = max(want, POOL_WINDOW if pos == h.seq_end else WINDOW_SIZE)
+            data = self._pool_read(size, pos)
             complete = True
-            POLICY.record(h.inode, Outcome.POOLED, len(data))
-            h.size_hint = max(h.size_hint, pos + len(data))
-            h.seq_end = pos + len(data)  # an inline read set it in try_inline
+            # sequential: an inline read sets seq_end in try_inline.
+            record_pooled(h, pos + len(data), len(data), sequential=True)
         self._set_window(pos, data, eof=complete and len(data) < size)
 
     # -- the line fast path (Bridge.readline_now) ----------------------------
@@ -320,43 +309,40 @@ class BridgeRaw(io.RawIOBase):
         if self._scan_end < 0:
             return False
         need = -(-(self._scan_end - pos) // chunk) * chunk
-        return pos + need <= self._wpos + len(self._win)
+        return pos + need <= self._win.start + len(self._win.data)
 
     def _first_line_end(self, pos: int) -> int:
         """File offset just past the first line end at or after ``pos``,
         including the byte a universal-newline decoder must see after a
         "\r"; -1 if the window has none."""
         assert self._line_end is not None
-        win = self._win
-        off = pos - self._wpos
+        win = self._win.data
+        off = pos - self._win.start
         i = win.find(self._line_end, off)
         end = -1 if i < 0 else i + len(self._line_end)
         if self._universal:
             j = win.find(b"\r", off, i if i >= 0 else len(win) - 1)
             if j >= 0:
                 end = j + 2
-        return -1 if end < 0 else self._wpos + end
+        return -1 if end < 0 else self._win.start + end
 
     def extend_inline(self) -> bool:
         """Append the next cached bytes to the window, without blocking.
 
         On the loop, for the line fast path; True if the window changed.
         """
-        if self._win_eof or not self._readable or self.closed:
+        win = self._win
+        if win.eof or not self._readable or self.closed:
             return False
-        end = self._wpos + len(self._win)
-        data, complete = try_inline(self._h, end, INLINE_WINDOW)
+        data, complete = try_inline(self._h, win.start + len(win.data), WINDOW_SIZE)
         if not data and not complete:
             return False
-        keep = self._win[self._pos - self._wpos :]
-        self._set_window(self._pos, keep + data, eof=complete and len(data) < INLINE_WINDOW)
+        keep = win.take(self._pos, -1)
+        self._set_window(self._pos, keep + data, eof=complete and len(data) < WINDOW_SIZE)
         return True
 
     def _set_window(self, start: int, data: bytes, *, eof: bool = False) -> None:
-        self._win = data
-        self._wview = memoryview(data)
-        self._wpos = start
-        self._win_eof = eof
+        self._win.set(start, data, eof=eof)
         self._scan_pos = self.fits_at = -1
 
     def _drop_window(self) -> None:
@@ -406,18 +392,9 @@ class BridgeRaw(io.RawIOBase):
         whence = c_integer(whence, 32, "int")
         self._check_closed()
         offset = c_integer(pos, 64, "long")
-        if whence == os.SEEK_SET:
-            target = offset
-        elif whence == os.SEEK_CUR:
-            target = self._pos + offset
-        else:
-            target = -1  # SEEK_END/DATA/HOLE or invalid: the kernel decides
         try:
-            if not 0 <= target <= TRUSTED_SEEK_MAX:
-                if whence == os.SEEK_CUR:
-                    whence, offset = os.SEEK_SET, target
-                if whence == os.SEEK_SET and target < 0:
-                    raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            target, offset, whence = resolve_seek(self._pos, offset, whence)
+            if target < 0:  # the kernel decides
                 target = self._block(lseek_restoring, self._h.fd, offset, whence)
         except OSError:
             if self._seekable is None:
@@ -425,7 +402,7 @@ class BridgeRaw(io.RawIOBase):
             raise
         if self._seekable is None:
             self._seekable = True
-        if not self._wpos <= target <= self._wpos + len(self._win):
+        if not self._win.holds(target):
             self._set_window(target, b"")
         self._pos = target
         return target
@@ -474,11 +451,26 @@ class BridgeRaw(io.RawIOBase):
     def _block(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a blocking call: from the pool if we can suspend, else here."""
         if self._in_owner():
-            assert self.owner is not None
-            return self.owner.parent.switch((self._h.run, (fn, *args)))
+            return self._await(self._h.run, fn, *args)
         if self.speculating:
             Counters.speculation_blocked += 1
         return fn(*args)
+
+    def _pool_read(self, size: int, pos: int) -> bytes:
+        """``size`` bytes at ``pos`` (fewer only at EOF) read off the loop as
+        the binary reader's misses are (``_read.pool_read``: the native miss
+        pool when it can take them), or here if we cannot suspend."""
+        if self._in_owner():
+            data: bytes = self._await(pool_read, self._h, size, pos)
+            return data
+        data = self._block(pread_full, self._h.fd, size, pos)
+        return data
+
+    def _await(self, coro_fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> Any:
+        """Suspend this operation's greenlet until the driver has awaited
+        ``coro_fn(*args)`` on the loop; its result, or its exception raised."""
+        assert self.owner is not None
+        return self.owner.parent.switch((coro_fn, args))
 
     def _check_closed(self) -> None:
         if self.closed:
@@ -488,14 +480,6 @@ class BridgeRaw(io.RawIOBase):
         self._check_closed()
         if not self._readable:
             raise io.UnsupportedOperation("File not open for reading")
-
-
-def c_integer(value: object, bits: int, c_name: str) -> int:
-    """``value`` as a signed C integer of ``bits``, with CPython's errors."""
-    number = operator.index(value)  # type: ignore[arg-type]
-    if not -(1 << (bits - 1)) <= number < 1 << (bits - 1):
-        raise OverflowError(f"Python int too large to convert to C {c_name}")
-    return number
 
 
 def append_write(fd: int, data: bytes) -> tuple[int, int]:

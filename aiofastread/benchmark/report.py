@@ -1,4 +1,4 @@
-"""Numbers and their presentation: the JSON report and the rich tables.
+"""Numbers and their presentation: the JSON report, the rich tables, markdown.
 
 Everything shown is computed once into a plain dict (``variant_report``),
 which is both what ``--json`` writes and what the tables render, so the
@@ -7,10 +7,12 @@ screen and the file can never disagree.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from rich import box
 from rich.table import Table
@@ -19,8 +21,6 @@ from aiofastread.benchmark import stats
 from aiofastread.benchmark.engines import BASELINE, LABELS
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
     from rich.console import Console
 
     from aiofastread.benchmark.workload import RunResult
@@ -311,6 +311,161 @@ def _pct(x: float | None) -> str:
     return f"{100 * x:.0f}%" if x in (0.0, 1.0) else f"{100 * x:.1f}%"
 
 
+# -- the tables: one column list each, drawn by rich (terminal) and as markdown --------
+# Markdown (docs/benchmarks.md) has room for longer headers and labels and two
+# more columns; a header of None leaves a column out of that renderer.
+
+R = TypeVar("R")
+
+
+@dataclasses.dataclass(frozen=True)
+class Column(Generic[R]):
+    """A table column: its header in each renderer and how a row's cell reads."""
+
+    header: str | None  # in the terminal table
+    md_header: str | None  # in the markdown table
+    cell: Callable[[R], str]
+    md_cell: Callable[[R], str] | None = None  # markdown's cell, where it differs
+
+    def text(self, row: R, markdown: bool) -> str:
+        if markdown and self.md_cell is not None:
+            return self.md_cell(row)
+        return self.cell(row)
+
+
+class WorkloadRow(NamedTuple):
+    """A row of an engine's table: one workload, or the engine's total."""
+
+    label: str
+    numbers: Mapping[str, Any]
+
+
+class EngineRow(NamedTuple):
+    """A row of a variant's comparison table."""
+
+    name: str
+    engine: Mapping[str, Any]
+    comparison: Mapping[str, Any]
+
+
+def _latency_column(key: str) -> Column[WorkloadRow]:
+    return Column(key, key, lambda r: fmt_us(r.numbers["latency_us"][key]))
+
+
+def _cached_cell(r: WorkloadRow) -> str:
+    row = r.numbers
+    if "cached_at_start" not in row:
+        return ""
+    pinned = " pinned" if row["pinned"] == "pinned" else ""
+    return f"{_pct(row['cached_at_start'])}→{_pct(row['cached_at_end'])}{pinned}"
+
+
+WORKLOAD_COLUMNS: tuple[Column[WorkloadRow], ...] = (
+    Column(
+        "",
+        "workload",
+        lambda r: (
+            f"{r.label} {r.numbers['pattern'][:4]}" if "pattern" in r.numbers else "[bold]total[/]"
+        ),
+        md_cell=lambda r: (
+            f"{r.label} ({r.numbers['pattern']})" if "pattern" in r.numbers else "**total**"
+        ),
+    ),
+    Column("MB/s", "MB/s", lambda r: f"{r.numbers['mb_per_s']:.1f}"),
+    Column("reads", "reads", lambda r: f"{r.numbers['reads']:,}"),
+    Column("share", "share", lambda r: _pct(r.numbers.get("read_share", 1.0))),
+    *(_latency_column(key) for key in ("p50", "p90", "p99", "p99.9")),
+    Column("<10us", "< 10 us", lambda r: _pct(r.numbers["under_10us"])),
+    Column(
+        "hit",
+        "hit ratio",
+        lambda r: _pct(fp["hit_ratio"]) if (fp := r.numbers["fast_path"]) else "—",
+    ),
+    Column("pool", "pool subm.", lambda r: f"{r.numbers['pool_submissions']:,}"),
+    Column(None, "cached at start", _cached_cell),
+)
+
+
+def _f1_column(header: str, md_header: str, cell: Callable[[Any], str]) -> Column[EngineRow]:
+    """A column of the f1 workload's numbers ("—" for an engine without f1)."""
+
+    def f1_cell(r: EngineRow) -> str:
+        f1 = r.engine["workloads"].get("f1")
+        return cell(f1) if f1 else "—"
+
+    return Column(header, md_header, f1_cell)
+
+
+def _fast_path_column(header: str, md_header: str, key: str) -> Column[EngineRow]:
+    """A count of the engine's fast path ("—" for an engine without one)."""
+
+    def fast_cell(r: EngineRow) -> str:
+        fp = r.engine["total"]["fast_path"]
+        return f"{fp[key]:,}" if fp else "—"
+
+    return Column(header, md_header, fast_cell)
+
+
+def _ratio_cell(r: EngineRow) -> str:
+    ratio = r.comparison["bandwidth_ratio"].get(r.name)
+    return "—" if ratio is None else f"{ratio:.2f}x"
+
+
+def _unexplained_cell(r: EngineRow) -> str:
+    unexplained = r.engine["stall_ms"].get("unexplained_worst")
+    return "—" if unexplained is None else f"{unexplained:.2f} ms"
+
+
+SUMMARY_COLUMNS: tuple[Column[EngineRow], ...] = (
+    Column("engine", "engine", lambda r: str(r.engine["label"])),
+    Column("MB/s", "total MB/s", lambda r: f"{r.engine['total']['mb_per_s']:.1f}"),
+    Column("vs base", "vs baseline", _ratio_cell),
+    _f1_column("f1 p50", "f1 p50", lambda f1: fmt_us(f1["latency_us"]["p50"])),
+    _f1_column("f1 p99", "f1 p99", lambda f1: fmt_us(f1["latency_us"]["p99"])),
+    _f1_column("f1 <10us", "f1 < 10 us", lambda f1: _pct(f1["under_10us"])),
+    Column("stall", "worst loop stall", lambda r: f"{r.engine['stall_ms']['worst']:.2f} ms"),
+    Column(None, "of which unexplained", _unexplained_cell),
+    _fast_path_column("tries", "NOWAIT tries", "attempts"),
+    _fast_path_column("avoided", "avoided", "attempts_avoided"),
+)
+
+
+def _shown(columns: Sequence[Column[R]], markdown: bool) -> list[tuple[str, Column[R]]]:
+    """(header, column) of the columns the renderer shows."""
+    out: list[tuple[str, Column[R]]] = []
+    for col in columns:
+        header = col.md_header if markdown else col.header
+        if header is not None:
+            out.append((header, col))
+    return out
+
+
+def workload_rows(e: Mapping[str, Any]) -> list[WorkloadRow]:
+    return [
+        *(WorkloadRow(w, row) for w, row in e["workloads"].items()),
+        WorkloadRow("total", e["total"]),
+    ]
+
+
+def engine_rows(v: Mapping[str, Any]) -> list[EngineRow]:
+    return [EngineRow(name, e, v["comparison"]) for name, e in v["engines"].items()]
+
+
+# -- rich ----------------------------------------------------------------------------
+
+
+def _rich_columns(table: Table, columns: Sequence[Column[R]], **first: Any) -> list[Column[R]]:
+    """Add the terminal's columns: the first (row labels) left with ``first``'s
+    options, the numbers right-aligned and never wrapped."""
+    shown = _shown(columns, markdown=False)
+    for i, (header, _) in enumerate(shown):
+        if i == 0:
+            table.add_column(header, justify="left", **first)
+        else:
+            table.add_column(header, justify="right", no_wrap=True)
+    return [col for _, col in shown]
+
+
 def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
     stall = e["stall_ms"]
     wrapped = [w for w, row in e["workloads"].items() if row.get("wrapped")]
@@ -334,26 +489,11 @@ def engine_table(name: str, e: Mapping[str, Any], variant: str) -> Table:
         title_justify="left",
         caption_justify="left",
     )
-    for col in ("", "MB/s", "reads", "share", "p50", "p90", "p99", "p99.9", "<10us", "hit", "pool"):
-        table.add_column(col, justify="left" if not col else "right", no_wrap=True)
-    rows = [(w, e["workloads"][w]) for w in e["workloads"]]
-    for label, row in [*rows, ("total", e["total"])]:
-        lat = row["latency_us"]
-        fp = row["fast_path"]
-        table.add_row(
-            f"{label} {row['pattern'][:4]}" if "pattern" in row else "[bold]total[/]",
-            f"{row['mb_per_s']:.1f}",
-            f"{row['reads']:,}",
-            _pct(row.get("read_share", 1.0)),
-            fmt_us(lat["p50"]),
-            fmt_us(lat["p90"]),
-            fmt_us(lat["p99"]),
-            fmt_us(lat["p99.9"]),
-            _pct(row["under_10us"]),
-            _pct(fp["hit_ratio"]) if fp else "—",
-            f"{row['pool_submissions']:,}",
-            end_section=label != "total" and label == rows[-1][0],
-        )
+    columns = _rich_columns(table, WORKLOAD_COLUMNS, no_wrap=True)
+    rows = workload_rows(e)
+    for i, row in enumerate(rows):
+        # a rule between the workloads and the total
+        table.add_row(*(c.text(row, False) for c in columns), end_section=i == len(rows) - 2)
     return table
 
 
@@ -375,44 +515,16 @@ def _control(stall: Mapping[str, Any]) -> str:
 
 
 def summary_table(variant: str, v: Mapping[str, Any]) -> Table:
-    comp = v["comparison"]
-    base = comp["baseline"]
+    base = v["comparison"]["baseline"]
     table = Table(
         title=f"[bold]{variant}: engines compared[/] (baseline: {LABELS.get(base, base)})",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
         title_justify="left",
     )
-    for col in (
-        "engine",
-        "MB/s",
-        "vs base",
-        "f1 p50",
-        "f1 p99",
-        "f1 <10us",
-        "stall",
-        "tries",
-        "avoided",
-    ):
-        if col == "engine":
-            table.add_column(col, justify="left", ratio=1)
-        else:
-            table.add_column(col, justify="right", no_wrap=True)
-    for name, e in v["engines"].items():
-        f1 = e["workloads"].get("f1")
-        fp = e["total"]["fast_path"]
-        ratio = comp["bandwidth_ratio"].get(name)
-        table.add_row(
-            e["label"],
-            f"{e['total']['mb_per_s']:.1f}",
-            "—" if ratio is None else f"{ratio:.2f}x",
-            fmt_us(f1["latency_us"]["p50"]) if f1 else "—",
-            fmt_us(f1["latency_us"]["p99"]) if f1 else "—",
-            _pct(f1["under_10us"]) if f1 else "—",
-            f"{e['stall_ms']['worst']:.2f} ms",
-            f"{fp['attempts']:,}" if fp else "—",
-            f"{fp['attempts_avoided']:,}" if fp else "—",
-        )
+    columns = _rich_columns(table, SUMMARY_COLUMNS, ratio=1)
+    for row in engine_rows(v):
+        table.add_row(*(c.text(row, False) for c in columns))
     return table
 
 
@@ -441,56 +553,23 @@ def _md_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _md_table(columns: Sequence[Column[R]], rows: Sequence[R]) -> list[str]:
+    shown = _shown(columns, markdown=True)
+    return [
+        _md_row([header for header, _ in shown]),
+        _md_row(["---"] + ["--:"] * (len(shown) - 1)),
+        *(_md_row([col.text(row, True) for _, col in shown]) for row in rows),
+    ]
+
+
 def to_markdown(report: Mapping[str, Any]) -> str:
     """The report's tables as GitHub markdown: per variant, the comparison
     and then one table per engine (``--markdown``; docs/benchmarks.md)."""
     lines: list[str] = []
     for variant, v in report["variants"].items():
-        comp = v["comparison"]
-        base = comp["baseline"]
+        base = v["comparison"]["baseline"]
         lines += [f"**{variant}: engines compared** (baseline: {LABELS.get(base, base)})", ""]
-        lines.append(
-            _md_row(
-                [
-                    "engine",
-                    "total MB/s",
-                    "vs baseline",
-                    "f1 p50",
-                    "f1 p99",
-                    "f1 < 10 us",
-                    "worst loop stall",
-                    "of which unexplained",
-                    "NOWAIT tries",
-                    "avoided",
-                ]
-            )
-        )
-        lines.append(_md_row(["---"] + ["--:"] * 9))
-        for name, e in v["engines"].items():
-            f1 = e["workloads"].get("f1")
-            fp = e["total"]["fast_path"]
-            ratio = comp["bandwidth_ratio"].get(name)
-            st = e["stall_ms"]
-            control = "—"
-            if st.get("unexplained_worst") is not None:
-                control = f"{st['unexplained_worst']:.2f} ms"
-            lines.append(
-                _md_row(
-                    [
-                        e["label"],
-                        f"{e['total']['mb_per_s']:.1f}",
-                        "—" if ratio is None else f"{ratio:.2f}x",
-                        fmt_us(f1["latency_us"]["p50"]) if f1 else "—",
-                        fmt_us(f1["latency_us"]["p99"]) if f1 else "—",
-                        _pct(f1["under_10us"]) if f1 else "—",
-                        f"{st['worst']:.2f} ms",
-                        control,
-                        f"{fp['attempts']:,}" if fp else "—",
-                        f"{fp['attempts_avoided']:,}" if fp else "—",
-                    ]
-                )
-            )
-        lines.append("")
+        lines += [*_md_table(SUMMARY_COLUMNS, engine_rows(v)), ""]
         for c in v["criteria"]:
             mark = "pass" if c["passed"] else "**MISS**"
             lines.append(
@@ -501,51 +580,5 @@ def to_markdown(report: Mapping[str, Any]) -> str:
             lines.append("")
         for e in v["engines"].values():
             lines += [f"*{e['label']}* ({variant}, {e['seconds']:.1f} s)", ""]
-            lines.append(
-                _md_row(
-                    [
-                        "workload",
-                        "MB/s",
-                        "reads",
-                        "share",
-                        "p50",
-                        "p90",
-                        "p99",
-                        "p99.9",
-                        "< 10 us",
-                        "hit ratio",
-                        "pool subm.",
-                        "cached at start",
-                    ]
-                )
-            )
-            lines.append(_md_row(["---"] + ["--:"] * 11))
-            rows = [*e["workloads"].items(), ("total", e["total"])]
-            for label, row in rows:
-                lat = row["latency_us"]
-                fp = row["fast_path"]
-                lines.append(
-                    _md_row(
-                        [
-                            f"{label} ({row['pattern']})" if "pattern" in row else "**total**",
-                            f"{row['mb_per_s']:.1f}",
-                            f"{row['reads']:,}",
-                            _pct(row.get("read_share", 1.0)),
-                            fmt_us(lat["p50"]),
-                            fmt_us(lat["p90"]),
-                            fmt_us(lat["p99"]),
-                            fmt_us(lat["p99.9"]),
-                            _pct(row["under_10us"]),
-                            _pct(fp["hit_ratio"]) if fp else "—",
-                            f"{row['pool_submissions']:,}",
-                            (
-                                f"{_pct(row['cached_at_start'])}→{_pct(row['cached_at_end'])}"
-                                + (" pinned" if row["pinned"] == "pinned" else "")
-                            )
-                            if "cached_at_start" in row
-                            else "",
-                        ]
-                    )
-                )
-            lines.append("")
+            lines += [*_md_table(WORKLOAD_COLUMNS, workload_rows(e)), ""]
     return "\n".join(lines)

@@ -359,14 +359,22 @@ def make_progress(console: Console, enabled: bool) -> Progress:
     )
 
 
-def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[str, Any]:
-    """Run everything; return the report dict (also written/drawn if asked)."""
-    if cfg.plot_path is not None and not plot.available():
-        raise BenchError(plot.unavailable_message())
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What ``run`` will do, checked before anything is built or started."""
+
+    engines: list[str]
+    skipped: dict[str, str]  # engine -> why it cannot run here
+    layout: dict[str, dict[str, Any]]  # workload -> pattern, tasks, rate, file_size
+
+
+def plan(cfg: BenchConfig) -> RunPlan:
+    """Validate ``cfg``: a BenchError now rather than after the data set is built."""
+    _check_plot(cfg)
     names, skipped = select_engines(cfg)
     if not names:
         raise BenchError("no engine to run")
-    specs_meta: dict[str, dict[str, Any]] = {
+    layout: dict[str, dict[str, Any]] = {
         name: {
             "pattern": workload.PATTERNS[name],
             "tasks": cfg.tasks[name],
@@ -376,9 +384,17 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
         for name in workload.WORKLOADS
         if cfg.tasks[name] > 0
     }
-    if not specs_meta:
+    if not layout:
         raise BenchError("every workload has 0 tasks: nothing to run")
-    started = time.time()
+    return RunPlan(names, skipped, layout)
+
+
+def _check_plot(cfg: BenchConfig) -> None:
+    if cfg.plot_path is not None and not plot.available():
+        raise BenchError(plot.unavailable_message())
+
+
+def warn_if_busy(err: Console) -> None:
     load = _loadavg()
     cpus = os.cpu_count() or 1
     if load is not None and load[0] > BUSY_LOAD_PER_CPU * cpus:
@@ -386,33 +402,58 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
             f"[yellow]warning:[/] the machine is busy (load average {load[0]:.2f} on {cpus} "
             "CPUs): other processes take CPU time from the engines and the numbers will be noisy"
         )
+
+
+def _build_data_set(
+    cfg: BenchConfig, directory: Path, layout: dict[str, dict[str, Any]], bar: Progress
+) -> list[workload.WorkloadSpec]:
+    """The files (built or reused) and each workload's spec on them."""
+    build = bar.add_task("building the data set", total=cfg.spec().total(), info="")
+    ds = dataset.build(directory, cfg.spec(), progress=lambda n: bar.advance(build, n))
+    bar.update(build, info=str(ds.directory))
+    return [
+        workload.WorkloadSpec(
+            name,
+            str(ds.path(name)),
+            int(meta["file_size"]),
+            int(meta["tasks"]),
+            str(meta["pattern"]),
+            float(meta["rate"]),
+        )
+        for name, meta in layout.items()
+    ]
+
+
+def _run_variants(
+    cfg: BenchConfig,
+    todo: RunPlan,
+    specs: list[workload.WorkloadSpec],
+    bar: Progress,
+    *,
+    slow: bool,
+) -> dict[str, Any]:
+    """Each variant's report: every engine run one after the other."""
+    variants: dict[str, Any] = {}
+    with _raw_directory(cfg.raw_dir) as tmp:
+        for variant in cfg.variants:
+            runs = [_run_engine(cfg, variant, name, specs, tmp, bar) for name in todo.engines]
+            variants[variant] = report.variant_report(
+                variant, runs, todo.layout, slow=slow, skipped=todo.skipped
+            )
+    return variants
+
+
+def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[str, Any]:
+    """Run everything; return the report dict (also written/drawn if asked)."""
+    todo = plan(cfg)
+    started = time.time()
+    warn_if_busy(err)
     with placement(cfg, err) as (directory, fstype, dev), make_progress(err, cfg.progress) as bar:
         machine = machine_info(fstype, directory)
-        build = bar.add_task("building the data set", total=cfg.spec().total(), info="")
-        ds = dataset.build(directory, cfg.spec(), progress=lambda n: bar.advance(build, n))
-        bar.update(build, info=str(ds.directory))
-        specs = [
-            workload.WorkloadSpec(
-                name,
-                str(ds.path(name)),
-                int(meta["file_size"]),
-                int(meta["tasks"]),
-                str(meta["pattern"]),
-                float(meta["rate"]),
-            )
-            for name, meta in specs_meta.items()
-        ]
+        specs = _build_data_set(cfg, directory, todo.layout, bar)
         if dev is not None:
             dev.join()  # children inherit the cgroup: their reads are throttled
-        variants: dict[str, Any] = {}
-        with _raw_directory(cfg.raw_dir) as tmp:
-            for variant in cfg.variants:
-                runs = []
-                for name in names:
-                    runs.append(_run_engine(cfg, variant, name, specs, tmp, bar))
-                variants[variant] = report.variant_report(
-                    variant, runs, specs_meta, slow=dev is not None, skipped=skipped
-                )
+        variants = _run_variants(cfg, todo, specs, bar, slow=dev is not None)
         machine["loadavg_end"] = _loadavg()
     result: dict[str, Any] = {
         "version": report.REPORT_VERSION,
@@ -423,18 +464,22 @@ def run(cfg: BenchConfig, argv: list[str], out: Console, err: Console) -> dict[s
         "slow_device": dev.describe() if dev is not None else None,
         "variants": variants,
     }
+    _output(cfg, result, out, err)
+    return result
+
+
+def _output(cfg: BenchConfig, result: dict[str, Any], out: Console, err: Console) -> None:
+    """The tables on ``out``; the JSON, markdown and plot files asked for."""
     report.render(out, result)
     if cfg.json_path is not None:
         report.write_json(cfg.json_path, result)
         err.print(f"JSON report written to {cfg.json_path}")
     _write_outputs(cfg, result, err)
-    return result
 
 
 def show_saved(cfg: BenchConfig, path: Path, out: Console, err: Console) -> dict[str, Any]:
     """``--from-json``: the tables, plot and markdown of a saved report."""
-    if cfg.plot_path is not None and not plot.available():
-        raise BenchError(plot.unavailable_message())
+    _check_plot(cfg)
     try:
         result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

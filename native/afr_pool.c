@@ -1,188 +1,4 @@
-/* The C side of aiofastread: one positional read with flags, cachestat(2),
- * and capability constants. Only aiofastread/_native.py imports it.
- *
- * Both calls go through syscall(2) directly: glibc 2.27/2.28's preadv2
- * wrapper answers EOPNOTSUPP for any flag, and glibc has no cachestat
- * wrapper at all. Errors come back as -errno so that a page-cache miss
- * (-EAGAIN) costs a compare, not a raised Python exception. */
-#include <errno.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
-#ifdef SYS_preadv2
-#define AFR_HAS_PREADV2 1
-#else
-#define AFR_HAS_PREADV2 0
-#endif
-
-#ifndef RWF_NOWAIT
-#define RWF_NOWAIT 0x00000008
-#endif
-#define AFR_RWF_NOWAIT RWF_NOWAIT
-
-/* cachestat(2) arrived in Linux 6.5; it is syscall 451 on every arch that
- * uses the generic table, x86_64 included. */
-#if defined(__linux__) && !defined(SYS_cachestat) && (defined(__x86_64__) || defined(__aarch64__))
-#define SYS_cachestat 451
-#endif
-#ifdef SYS_cachestat
-#define AFR_HAS_CACHESTAT 1
-#else
-#define AFR_HAS_CACHESTAT 0
-#endif
-
-#define AFR_PAGE_SIZE (sysconf(_SC_PAGESIZE))
-
-struct afr_cachestat_range {
-    unsigned long long off;
-    unsigned long long len;
-};
-
-struct afr_cachestat {
-    unsigned long long nr_cache;
-    unsigned long long nr_dirty;
-    unsigned long long nr_writeback;
-    unsigned long long nr_evicted;
-    unsigned long long nr_recently_evicted;
-};
-
-static long afr_pread_flags(int fd, char *buf, size_t len, long long offset, int flags)
-{
-#if AFR_HAS_PREADV2
-    struct iovec iov;
-    long n;
-    iov.iov_base = buf;
-    iov.iov_len = len;
-    /* The kernel takes the offset as (low, high) halves; on 64-bit ABIs
-     * the low half carries all of it. */
-    n = syscall(SYS_preadv2, fd, &iov, 1, (unsigned long)offset,
-                (unsigned long)((unsigned long long)offset >> 32 >> 32), flags);
-    return n < 0 ? -errno : n;
-#else
-    (void)fd; (void)buf; (void)len; (void)offset; (void)flags;
-    return -ENOSYS;
-#endif
-}
-
-static int afr_cachestat(int fd, long long offset, long long len,
-                         unsigned long long *cached, unsigned long long *pages)
-{
-#if AFR_HAS_CACHESTAT
-    struct afr_cachestat_range range;
-    struct afr_cachestat cs;
-    long page = sysconf(_SC_PAGESIZE);
-    unsigned long long first, last;
-    memset(&cs, 0, sizeof cs);
-    range.off = (unsigned long long)offset;
-    range.len = (unsigned long long)len;
-    if (syscall(SYS_cachestat, fd, &range, &cs, 0) < 0)
-        return -errno;
-    first = (unsigned long long)offset / (unsigned long long)page;
-    last = ((unsigned long long)offset + (unsigned long long)len + page - 1) / page;
-    *cached = cs.nr_cache;
-    *pages = last > first ? last - first : 0;
-    return 0;
-#else
-    (void)fd; (void)offset; (void)len; (void)cached; (void)pages;
-    return -ENOSYS;
-#endif
-}
-
-
-/* ------------------------------------------------------------------------
- * read_nowait(fd, size, offset) -> bytes | int, as a CPython function.
- *
- * The cffi call above needs a buffer of ours and then a second copy into
- * the bytes object the caller gets (ffi.unpack): 0.65 us of a 16 KiB hit,
- * plus cffi's argument conversion. This function reads straight into a new
- * bytes object, as os.pread does, so an inline hit costs one copy
- * (docs/performance.md, "Where the time goes": 1.9x -> 1.4x of os.pread).
- * It keeps the GIL: a NOWAIT read never waits for the device.
- *
- * cffi cannot return a PyObject*, so Python fetches the function object
- * once, at import, through afr_read_nowait_function() (see _native.py).
- * PyPy has no CPython C API: there the cffi path is used. */
-#ifndef PYPY_VERSION
-static PyObject *afr_read_nowait_impl(PyObject *self, PyObject *argtuple)
-{
-    /* METH_VARARGS: cffi builds against the limited API of an old Python,
-     * which has no METH_FASTCALL. */
-    PyObject *const *args;
-    Py_ssize_t nargs = PyTuple_Size(argtuple);
-    PyObject *items[3];
-    long fd;
-    Py_ssize_t size;
-    long long offset;
-    long n;
-    PyObject *out, *shorter;
-    (void)self;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "read_nowait(fd, size, offset) takes 3 arguments");
-        return NULL;
-    }
-    items[0] = PyTuple_GetItem(argtuple, 0);
-    items[1] = PyTuple_GetItem(argtuple, 1);
-    items[2] = PyTuple_GetItem(argtuple, 2);
-    args = items;
-    fd = PyLong_AsLong(args[0]);
-    if (fd == -1 && PyErr_Occurred())
-        return NULL;
-    size = PyLong_AsSsize_t(args[1]);
-    if (size == -1 && PyErr_Occurred())
-        return NULL;
-    offset = PyLong_AsLongLong(args[2]);
-    if (offset == -1 && PyErr_Occurred())
-        return NULL;
-    if (size < 0 || offset < 0) {
-        PyErr_SetString(PyExc_ValueError, "read_nowait: size and offset must be >= 0");
-        return NULL;
-    }
-    out = PyBytes_FromStringAndSize(NULL, size);
-    if (out == NULL)
-        return NULL;
-    n = afr_pread_flags((int)fd, PyBytes_AsString(out), (size_t)size, offset, AFR_RWF_NOWAIT);
-    if (n == size)
-        return out;
-    if (n < 0) {
-        Py_DECREF(out);
-        return PyLong_FromLong(n);
-    }
-    /* Short (a cached prefix, or EOF): rare, so a copy is fine here. */
-    shorter = PyBytes_FromStringAndSize(PyBytes_AsString(out), n);
-    Py_DECREF(out);
-    return shorter;
-}
-
-static PyMethodDef afr_read_nowait_def = {
-    "read_nowait",
-    (PyCFunction)(void (*)(void))afr_read_nowait_impl,
-    METH_VARARGS,
-    "read_nowait(fd, size, offset) -> bytes (complete, or short at a cached "
-    "prefix or EOF) or a negative errno (-EAGAIN: not cached)",
-};
-
-static PyObject *afr_read_nowait_object = NULL;
-
-static void *afr_read_nowait_function(void)
-{
-    /* cffi calls C with the GIL released; the C API needs it. */
-    PyGILState_STATE gil = PyGILState_Ensure();
-    if (afr_read_nowait_object == NULL)
-        afr_read_nowait_object = PyCFunction_NewEx(&afr_read_nowait_def, NULL, NULL);
-    PyGILState_Release(gil);
-    return afr_read_nowait_object; /* one reference, held forever */
-}
-#define AFR_HAS_CAPI_READ 1
-#else
-static void *afr_read_nowait_function(void) { return NULL; }
-#define AFR_HAS_CAPI_READ 0
-#endif
-
-
-/* ------------------------------------------------------------------------
- * The native miss pool: blocking reads on C threads that never take the GIL.
+/* The native miss pool: blocking reads on C threads that never take the GIL.
  *
  * A miss served by a Python thread takes the GIL several times (wake-up,
  * after pread, to resolve the future and to write the loop's self-pipe).
@@ -199,12 +15,14 @@ static void *afr_read_nowait_function(void) { return NULL; }
  * it is left; a job whose port was released frees its buffer itself. After
  * fork() the child starts with an empty pool and leaves the parent's ports
  * alone (their locks may be held by threads that do not exist there). */
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 struct afr_done {
     unsigned long long token;
@@ -253,6 +71,12 @@ static void afr_untake(long jobs)
     pthread_mutex_unlock(&afr_pool.lock);
 }
 
+static void afr_job_free(struct afr_job *job)
+{
+    free(job->buf);
+    free(job);
+}
+
 static void afr_port_destroy(struct afr_port *port)
 {
     close(port->efd);
@@ -267,8 +91,7 @@ static void afr_complete(struct afr_job *job)
     int was_empty, destroy = 0;
     pthread_mutex_lock(&port->lock);
     if (port->released) {
-        free(job->buf);
-        free(job);
+        afr_job_free(job);
         destroy = --port->refs == 0;
         pthread_mutex_unlock(&port->lock);
         afr_untake(1);
@@ -415,8 +238,7 @@ static void afr_port_release(struct afr_port *port)
     port->released = 1;
     for (job = port->done_head; job != NULL; job = next) {
         next = job->next;
-        free(job->buf);
-        free(job);
+        afr_job_free(job);
         port->refs--;
         dropped++;
     }
@@ -429,52 +251,66 @@ static void afr_port_release(struct afr_port *port)
         afr_port_destroy(port);
 }
 
-/* Queue a read of len bytes at offset; its result comes back through the
- * port under token. 0, or -errno: -EAGAIN when max_in_flight jobs hold a
- * slot (Python keeps the real limit; this one only bites for reads of
- * closed loops still running), -EMFILE etc. when the fd cannot be
- * duplicated. Never blocks.
- * A job holds its slot until the loop takes its result (or its port is
- * released): finished results waiting for a busy loop count, as their
- * buffers do. */
-static int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
-                      unsigned long long token)
+/* Take one of the C pool's slots: 0, or -EAGAIN when max_in_flight jobs
+ * hold one (Python keeps the real limit; this one only bites for reads of
+ * closed loops still running). */
+static int afr_take_slot(void)
 {
-    struct afr_job *job;
-    int saved;
+    int rc = 0;
     pthread_mutex_lock(&afr_pool.lock);
-    if (afr_pool.in_flight >= afr_pool.max_in_flight) {
-        pthread_mutex_unlock(&afr_pool.lock);
-        return -EAGAIN;
-    }
-    afr_pool.in_flight++;
+    if (afr_pool.in_flight >= afr_pool.max_in_flight)
+        rc = -EAGAIN;
+    else
+        afr_pool.in_flight++;
     pthread_mutex_unlock(&afr_pool.lock);
+    return rc;
+}
 
-    job = calloc(1, sizeof *job);
+static void afr_port_ref(struct afr_port *port, long delta)
+{
+    pthread_mutex_lock(&port->lock);
+    port->refs += delta;
+    pthread_mutex_unlock(&port->lock);
+}
+
+/* A job reading len bytes at offset from its own dup of fd; NULL with
+ * errno set (ENOMEM, or EMFILE etc. when the fd cannot be duplicated). */
+static struct afr_job *afr_job_new(struct afr_port *port, int fd, size_t len,
+                                   long long offset, unsigned long long token)
+{
+    int saved;
+    struct afr_job *job = calloc(1, sizeof *job);
     if (job == NULL) {
-        saved = ENOMEM;
-        goto undo;
+        errno = ENOMEM;
+        return NULL;
     }
     job->buf = malloc(len ? len : 1);
     if (job->buf == NULL) {
-        saved = ENOMEM;
-        goto undo;
+        free(job);
+        errno = ENOMEM;
+        return NULL;
     }
     job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (job->fd < 0) {
         saved = errno;
-        goto undo;
+        afr_job_free(job);
+        errno = saved;
+        return NULL;
     }
     job->port = port;
     job->len = len;
     job->offset = offset;
     job->token = token;
+    return job;
+}
 
-    pthread_mutex_lock(&port->lock);
-    port->refs++;
-    pthread_mutex_unlock(&port->lock);
-
-    pthread_mutex_lock(&afr_pool.lock);
+/* Queue the job and wake or start a worker (pool lock held): 0, or -EAGAIN
+ * when no thread exists to run it and none could be started (not queued). */
+static int afr_enqueue_locked(struct afr_job *job)
+{
+    if (afr_pool.idle == 0 && afr_pool.threads < afr_pool.max_threads
+        && afr_spawn_locked() != 0 && afr_pool.threads == 0)
+        return -EAGAIN;
     if (afr_pool.tail == NULL)
         afr_pool.head = job;
     else
@@ -485,34 +321,40 @@ static int afr_submit(struct afr_port *port, int fd, size_t len, long long offse
         afr_pool.idle--;
         afr_pool.wakeups++;
         pthread_cond_signal(&afr_pool.wake);
-    } else if (afr_pool.threads < afr_pool.max_threads && afr_spawn_locked() != 0
-               && afr_pool.threads == 0) {
-        /* No thread at all to run it: take the job back (it is the tail,
-         * and the only one, as nothing could have run the others). */
-        afr_pool.head = afr_pool.tail = NULL;
-        afr_pool.submitted--;
-        afr_pool.in_flight--;
-        pthread_mutex_unlock(&afr_pool.lock);
-        pthread_mutex_lock(&port->lock);
-        port->refs--;
-        pthread_mutex_unlock(&port->lock);
-        close(job->fd);
-        free(job->buf);
-        free(job);
-        return -EAGAIN;
     }
-    pthread_mutex_unlock(&afr_pool.lock);
     return 0;
+}
 
-undo:
-    if (job != NULL) {
-        free(job->buf);
-        free(job);
+/* Queue a read of len bytes at offset; its result comes back through the
+ * port under token. 0, or -errno (see afr_take_slot, afr_job_new,
+ * afr_enqueue_locked). Never blocks.
+ * A job holds its slot until the loop takes its result (or its port is
+ * released): finished results waiting for a busy loop count, as their
+ * buffers do. */
+static int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
+                      unsigned long long token)
+{
+    struct afr_job *job;
+    int rc = afr_take_slot();
+    if (rc < 0)
+        return rc;
+    job = afr_job_new(port, fd, len, offset, token);
+    if (job == NULL) {
+        rc = -errno;
+        afr_untake(1);
+        return rc;
     }
+    afr_port_ref(port, 1); /* before a worker can complete it */
     pthread_mutex_lock(&afr_pool.lock);
-    afr_pool.in_flight--;
+    rc = afr_enqueue_locked(job);
     pthread_mutex_unlock(&afr_pool.lock);
-    return -saved;
+    if (rc < 0) {
+        afr_port_ref(port, -1);
+        afr_untake(1);
+        close(job->fd);
+        afr_job_free(job);
+    }
+    return rc;
 }
 
 /* Take up to max finished jobs (loop side, after the eventfd fired). */

@@ -1,0 +1,371 @@
+"""The inline rule is stated once; the fast path that writes it out agrees.
+
+``_policy.Policy.decide`` and ``_read._cached`` are the rule: a read is one
+preadv2(RWF_NOWAIT) at once, nothing asked first, when the policy says
+INLINE and no residency check is due. ``_file.fast_path_takes`` states it
+for the fast path (from ``decide`` and ``_read.lookahead_checked``, which
+``_cached`` uses too); ``AsyncBufferedReader.read`` writes that out for
+speed. For every state hypothesis finds (plus each clause's edge):
+
+1. ``fast_path_takes`` agrees with the general path's rule, with cache maps
+   and with or without cachestat: for a WARM file exactly, but for one
+   named case the general path serves the same way (``general_path_only``);
+   for any other state the fast path declines (the general path then
+   applies the rule, with its side effects: a COLD file's re-probe count);
+2. ``read()`` takes the fast path exactly when ``fast_path_takes`` says so,
+   and its HIT bookkeeping equals ``Policy.record(HIT)`` plus
+   ``_read.yield_to_pool``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+
+import aiofastread
+from aiofastread import _file, _native, _read
+from aiofastread._policy import INLINE_MAX, Decision, FileState, InodeState, Outcome
+from aiofastread._runtime import POLICY
+from aiofastread._window import Window
+from tests.conftest import make_file, pytest_asyncio_loop_factories
+
+PAGE = 4096
+SPAN = 4 * INLINE_MAX  # positions, stream ends and sizes known fall in here
+
+# Weighted towards the fast path's side of every clause, so that examples
+# where all clauses but one hold (where a mirror that drops or changes a
+# clause differs from the rule) are common.
+states = st.sampled_from([FileState.WARM] * 3 + list(FileState))
+rarely = st.integers(0, 4).map(lambda n: n == 0)
+int_sizes = st.one_of(
+    st.sampled_from([0, 1, PAGE, 16384, INLINE_MAX, INLINE_MAX + 1]),
+    st.integers(-2, INLINE_MAX + 2),
+)
+odd_sizes = st.sampled_from([None, -1, True, 3.0, "7"])
+
+
+def fast_state(**changes: Any) -> dict[str, Any]:
+    """A state the fast path takes (a WARM file, a stream read inside the
+    lookahead last checked), with ``changes``: each clause's edge."""
+    s = {
+        "state": FileState.WARM,
+        "reads_since_probe": 0,
+        "size": 16384,
+        "pos": 65536,
+        "seq_end": 65536,
+        "ahead_ok_to": 65536 + 16384,
+        "size_hint": SPAN,
+        "enabled": True,
+        "direct_io": False,
+        "closing": False,
+        "locked": False,
+        "window": b"",
+        "resident": frozenset(),
+        "cachestat": True,
+    }
+    s.update(changes)
+    return s
+
+
+# One example per clause of the rule, on each side of its edge.
+EDGES = [
+    fast_state(),
+    fast_state(ahead_ok_to=65536 + 16383),
+    fast_state(seq_end=65535, ahead_ok_to=0),
+    fast_state(size=INLINE_MAX, seq_end=-1),
+    fast_state(size=INLINE_MAX + 1, seq_end=-1),
+    fast_state(size=0),
+    *(fast_state(state=state) for state in FileState if state is not FileState.WARM),
+    fast_state(enabled=False),
+    fast_state(direct_io=True),
+    fast_state(closing=True),
+    fast_state(locked=True),
+    fast_state(window=b"w"),
+    fast_state(size_hint=65536, ahead_ok_to=0),  # the general path's only (below)
+    fast_state(cachestat=False, ahead_ok_to=0),
+]
+
+
+def with_edges_and(**more: Any) -> Any:
+    def decorate(test: Any) -> Any:
+        for edge in EDGES:
+            test = example(s=edge, **more)(test)
+        return test
+
+    return decorate
+
+
+@st.composite
+def file_states(draw: st.DrawFn, sizes: st.SearchStrategy[Any]) -> dict[str, Any]:
+    """One reader's whole state: the policy's, the handle's, the reader's."""
+    pos = draw(st.integers(0, SPAN))
+    size = draw(sizes)
+    near = pos + (size if type(size) is int else 0)
+    return {
+        "state": draw(states),
+        "reads_since_probe": draw(st.integers(0, 20)),
+        "size": size,
+        "pos": pos,
+        # A stream continues at seq_end: make "pos == seq_end" common.
+        "seq_end": draw(st.one_of(st.just(pos), st.just(-1), st.integers(0, SPAN))),
+        "ahead_ok_to": draw(
+            st.one_of(st.integers(near - 2, near + 2), st.just(0), st.integers(0, SPAN))
+        ),
+        "size_hint": draw(st.integers(0, SPAN)),
+        "enabled": not draw(rarely),
+        "direct_io": draw(rarely),
+        "closing": draw(rarely),
+        "locked": draw(rarely),
+        "window": draw(st.sampled_from([b"", b"", b"w", b"w" * 100])),
+        # Resident pages, for the cachestat the rule may ask.
+        "resident": draw(st.frozensets(st.integers(0, SPAN // PAGE), max_size=64)),
+        "cachestat": not draw(rarely),  # cachestat(2) exists (Linux >= 6.5)
+    }
+
+
+@contextlib.contextmanager
+def policy_enabled(enabled: bool) -> Iterator[None]:
+    saved = POLICY.enabled
+    POLICY.enabled = enabled
+    try:
+        yield
+    finally:
+        POLICY.enabled = saved
+
+
+@contextlib.contextmanager
+def fake_cachestat(s: dict[str, Any], asked: list[tuple[int, int]]) -> Iterator[None]:
+    """cachestat answering from a map of resident pages, noting each
+    question; none at all for a kernel without it."""
+    resident = s["resident"]
+
+    def cachestat(fd: int, offset: int, length: int) -> tuple[int, int]:
+        asked.append((offset, length))
+        pages = range(offset // PAGE, (offset + length + PAGE - 1) // PAGE)
+        return sum(p in resident for p in pages), len(pages)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(
+            _native,
+            "backend",
+            dataclasses.replace(_native.backend, cachestat=cachestat if s["cachestat"] else None),
+        )
+        yield
+
+
+def the_rule(s: dict[str, Any], inode: InodeState) -> bool:
+    """What the general path does with this read, from the rule itself:
+    True if it is one NOWAIT read made at once (no cachestat first)."""
+    size = s["size"]
+    if size <= 0 or s["window"] or s["closing"] or s["locked"]:
+        return False  # nothing to read, the window serves it, or it waits/raises
+    h = types.SimpleNamespace(
+        inode=inode,
+        fd=-1,
+        seq_end=s["seq_end"],
+        ahead_ok_to=s["ahead_ok_to"],
+        size_hint=s["size_hint"],
+        direct_io=s["direct_io"],
+    )
+    decision = POLICY.decide(inode, size, direct_io=s["direct_io"])
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
+        return False
+    asked: list[tuple[int, int]] = []
+    with fake_cachestat(s, asked):
+        cached = _read._cached(cast(Any, h), s["pos"], size, known_warm=decision is Decision.INLINE)
+    return cached and not asked
+
+
+def fake_reader(s: dict[str, Any], inode: InodeState) -> Any:
+    h = types.SimpleNamespace(
+        inode=inode,
+        seq_end=s["seq_end"],
+        ahead_ok_to=s["ahead_ok_to"],
+        closing=s["closing"],
+        direct_io=s["direct_io"],
+    )
+    lock = types.SimpleNamespace(_locked=s["locked"])
+    win = Window()
+    win.set(s["pos"], s["window"])
+    return types.SimpleNamespace(_h=h, _pos=s["pos"], _win=win, _lock=lock)
+
+
+def inode_in(s: dict[str, Any]) -> InodeState:
+    inode = InodeState((1, 2))
+    inode.state = s["state"]
+    inode.reads_since_probe = s["reads_since_probe"]
+    return inode
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(s=file_states(int_sizes))
+@with_edges_and()
+def test_fast_path_condition_is_the_rule(s: dict[str, Any]) -> None:
+    # Only an inline HIT makes a file WARM, and switching backends clears
+    # the table: a backend that cannot read inline never sees WARM.
+    assume(_native.backend.can_read_inline or s["state"] is not FileState.WARM)
+    with policy_enabled(s["enabled"]):
+        fast = _file.fast_path_takes(fake_reader(s, inode_in(s)), s["size"])
+        rule = the_rule(s, inode_in(s))
+    assert not fast or rule  # what the fast path takes, the rule reads at once
+    if s["state"] is FileState.WARM:
+        assert fast == (rule and not general_path_only(s))
+    else:
+        assert not fast
+
+
+def general_path_only(s: dict[str, Any]) -> bool:
+    """The one kind of read the rule makes at once and the fast path leaves
+    to the general path (which then makes it, the same way): a stream read
+    past the lookahead last checked, where ``_read._cached`` finds nothing
+    to ask (at or past the EOF known, or no cachestat). Telling those apart
+    would cost every fast read a comparison or two."""
+    stream_past_lookahead = s["pos"] == s["seq_end"] and s["pos"] + s["size"] > s["ahead_ok_to"]
+    return stream_past_lookahead and (s["pos"] >= s["size_hint"] or not s["cachestat"])
+
+
+def test_the_fast_paths_literal_is_yield_every_mask() -> None:
+    assert _read.YIELD_EVERY_MASK == 15  # written as 15 in AsyncBufferedReader.read
+
+
+LOOPS = pytest_asyncio_loop_factories(cast(Any, None), cast(Any, None))
+
+
+@pytest.fixture(params=list(LOOPS))
+def opened(
+    request: pytest.FixtureRequest, data_dir: Path
+) -> Iterator[tuple[asyncio.AbstractEventLoop, aiofastread.AsyncBufferedReader]]:
+    path = data_dir / "f"
+    make_file(path, PAGE)
+    loop = LOOPS[request.param]()
+    f = loop.run_until_complete(aiofastread.open(path, "rb"))
+    try:
+        yield loop, f
+    finally:
+        loop.run_until_complete(f.close())
+        loop.close()
+
+
+class Fakes:
+    """read_nowait and the general path's reads, noted instead of made."""
+
+    def __init__(self, mp: pytest.MonkeyPatch) -> None:
+        self.nowait: list[tuple[int, int]] = []
+        self.general: list[str] = []
+        self.yields = 0
+        mp.setattr(
+            _native, "backend", dataclasses.replace(_native.backend, read_nowait=self.read_nowait)
+        )
+        mp.setattr(_read, "read_at", self.read_at)
+        mp.setattr(_read, "read_to_eof", self.read_to_eof)
+        mp.setattr(os, "sched_yield", self.sched_yield)
+
+    def read_nowait(self, fd: int, size: int, offset: int) -> bytes:
+        self.nowait.append((size, offset))
+        return b"n" * size
+
+    async def read_at(self, h: Any, offset: int, size: int, attempt: Any = None) -> bytes:
+        self.general.append("read_at")
+        return b"g" * size
+
+    async def read_to_eof(self, h: Any, offset: int) -> bytes:
+        self.general.append("read_to_eof")
+        return b""
+
+    def sched_yield(self) -> None:
+        self.yields += 1
+
+
+def read_once(
+    loop: asyncio.AbstractEventLoop, f: aiofastread.AsyncBufferedReader, size: Any, locked: bool
+) -> bool:
+    """Run ``f.read(size)`` (another task holding the file's lock if
+    ``locked``); what ``fast_path_takes`` predicted just before it."""
+
+    async def go() -> bool:
+        if locked:
+            await f._lock.acquire()
+        predicted = _file.fast_path_takes(f, size)
+        task = asyncio.ensure_future(f.read(size))
+        await asyncio.sleep(0)  # the read's first step: the fast path, whole
+        if locked:
+            f._lock.release()
+        with contextlib.suppress(ValueError, TypeError):
+            await task
+        return predicted
+
+    return loop.run_until_complete(go())
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    s=file_states(st.one_of(int_sizes, odd_sizes)),
+    hits=st.integers(0, 64),
+    pool_busy=st.booleans(),
+)
+@example(s=fast_state(), hits=15, pool_busy=True)  # the 16th hit yields
+@example(s=fast_state(), hits=31, pool_busy=True)
+@example(s=fast_state(), hits=14, pool_busy=True)
+@example(s=fast_state(), hits=15, pool_busy=False)
+@with_edges_and(hits=3, pool_busy=False)
+def test_read_takes_the_fast_path_exactly_when_the_condition_says(
+    opened: tuple[asyncio.AbstractEventLoop, aiofastread.AsyncBufferedReader],
+    s: dict[str, Any],
+    hits: int,
+    pool_busy: bool,
+) -> None:
+    loop, f = opened
+    h = f._h
+    inode = h.inode
+    inode.state, inode.reads_since_probe = s["state"], s["reads_since_probe"]
+    inode.counters.inline_hits = inode.hits_folded = hits
+    inode.hit_ratio = 0.75
+    h.seq_end, h.ahead_ok_to, h.size_hint = s["seq_end"], s["ahead_ok_to"], s["size_hint"]
+    h.closing, h.direct_io = s["closing"], s["direct_io"]
+    f._pos = s["pos"]
+    f._win.set(s["pos"], s["window"])
+    with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]):
+        fakes = Fakes(mp)
+        mp.setattr(h, "pool", types.SimpleNamespace(busy=pool_busy))
+        reference = inode_in(s)
+        reference.counters.inline_hits = reference.hits_folded = hits
+        reference.hit_ratio = inode.hit_ratio
+        bytes_before = inode.counters.bytes_inline
+        try:
+            predicted = read_once(loop, f, s["size"], s["locked"])
+        finally:
+            h.closing = False
+    took_fast = bool(fakes.nowait)
+    assert took_fast == predicted
+    if took_fast:
+        size = s["size"]
+        assert fakes.nowait == [(size, s["pos"])]
+        assert not fakes.general
+        # The HIT bookkeeping written out equals the policy's and yield_to_pool's.
+        POLICY.record(reference, Outcome.HIT, size)
+        assert (inode.counters.inline_hits, inode.counters.bytes_inline - bytes_before) == (
+            reference.counters.inline_hits,
+            size,
+        )
+        assert (inode.state, inode.hit_ratio, inode.hits_folded) == (
+            reference.state,
+            reference.hit_ratio,
+            reference.hits_folded,
+        )
+        assert f._pos == h.seq_end == s["pos"] + size
+        yielded = not reference.counters.inline_hits & _read.YIELD_EVERY_MASK and pool_busy
+        assert fakes.yields == int(yielded)
