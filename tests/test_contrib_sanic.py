@@ -11,6 +11,7 @@ with it: their /static/ answers must agree (``Servers``).
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -45,6 +46,7 @@ COMPARED = (
     "transfer-encoding",
 )
 REPO = Path(__file__).resolve().parent.parent
+COLD_FILES = itertools.count()
 
 
 def test_importing_aiofastread_does_not_import_sanic() -> None:
@@ -306,11 +308,13 @@ async def test_static_with_install(site: Site, data: bytes) -> None:
 async def test_cold_file_goes_to_the_pool(site: Site, data: bytes, record_property: Any) -> None:
     """A cold file is read by the pool, never inline; the server loop's worst
     heartbeat lateness for ours and for Sanic's goes to the report. Each side
-    gets a file of its own that the server has never seen (a file it knew
-    warm would cost one inline miss before the policy turns it COLD)."""
+    gets a new file that the server has never seen (a file it knew warm
+    would cost one inline miss before the policy turns it COLD); the files
+    stay until the module ends, so no inode number the server's policy
+    remembers is reused."""
     lateness = {}
     for side in ("theirs-stream", "ours-stream", "theirs", "ours"):
-        name = f"cold-{side}.bin"
+        name = f"cold-{side}-{next(COLD_FILES)}.bin"
         make_file(site.root / name, SIZE)
         evict(site.root / name)
         await site.stats()
@@ -322,7 +326,6 @@ async def test_cold_file_goes_to_the_pool(site: Site, data: bytes, record_proper
             assert stats["bytes_pooled"] > 0
             assert read_by_us(stats) == SIZE
             assert stats["inline_misses"] == 0  # no NOWAIT read met a missing page
-        (site.root / name).unlink()
     record_property("heartbeat", lateness)
 
 
