@@ -206,23 +206,26 @@ class Site:
         kept = {k: response.headers[k] for k in COMPARED if k in response.headers}
         return response.status_code, kept, response.content
 
+    async def same(
+        self, ours: str, theirs: str, headers: dict[str, str] | None, method: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        answer = await self.get(ours, headers, method)
+        assert answer == await self.get(theirs, headers, method)
+        return answer
+
     async def both(
         self, path: str, headers: dict[str, str] | None = None, method: str = "GET", z: str = ""
     ) -> tuple[int, dict[str, str], bytes]:
         """The same request to ours and Sanic's: identical answers."""
-        ours = await self.get(f"{self.plain}/ours{z}/{path}", headers, method)
-        theirs = await self.get(f"{self.plain}/theirs{z}/{path}", headers, method)
-        assert ours == theirs
-        return ours
+        ours, theirs = f"{self.plain}/ours{z}/{path}", f"{self.plain}/theirs{z}/{path}"
+        return await self.same(ours, theirs, headers, method)
 
     async def static(
         self, path: str, headers: dict[str, str] | None = None, method: str = "GET", z: str = ""
     ) -> tuple[int, dict[str, str], bytes]:
         """app.static with install() and without: identical answers."""
-        ours = await self.get(f"{self.installed}/static{z}/{path}", headers, method)
-        theirs = await self.get(f"{self.plain}/static{z}/{path}", headers, method)
-        assert ours == theirs
-        return ours
+        ours, theirs = f"{self.installed}/static{z}/{path}", f"{self.plain}/static{z}/{path}"
+        return await self.same(ours, theirs, headers, method)
 
     async def stats(self, which: str = "plain") -> dict[str, Any]:
         base = self.plain if which == "plain" else self.installed
