@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
-from aiofastread import _native, _read
+from aiofastread import _native, _read, _vectored
 from aiofastread._checks import (
     TRUSTED_SEEK_MAX,
     WHENCES,
@@ -232,25 +232,22 @@ class AsyncBufferedReader:
         return await self._readinto(buffer, "readinto1")
 
     async def _readinto(self, buffer: Any, what: str) -> int:
-        try:
-            view = memoryview(buffer)
-        except TypeError:
-            raise TypeError(
-                f"{what}() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            ) from None
-        if view.readonly:
-            raise TypeError(
-                f"{what}() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            )
-        view = view.cast("B")
+        view = _vectored.check_writable(buffer, what)
         self._check_open("readinto of closed file")
         async with self._lock:
             self._check_open("readinto of closed file")
-            data = await self._read_locked(len(view))
-            view[: len(data)] = data
-            return len(data)
+            # What the window holds, then the rest straight into the buffer.
+            head = self._win.take(self._pos, len(view))
+            got = len(head)
+            view[:got] = head
+            if got == len(view):
+                self._pos += got
+                self._consume_window()
+                return got
+            got += await _vectored.read_into_at(self._h, view[got:], self._pos + got)
+            self._win.drop()
+            self._pos += got
+            return got
 
     async def peek(self, size: int = 0) -> bytes:
         check_index(size)
@@ -362,6 +359,30 @@ class AsyncBufferedReader:
             raise ValueError(f"pread offset must be non-negative, got {offset}")
         self._check_open("read of closed file")
         return await _read.read_at(self._h, offset, size)
+
+    async def pread_into(self, buffer: Any, offset: int) -> int:
+        """Fill ``buffer`` from ``offset`` without moving the position: the
+        count, fewer only at EOF. A miss is read into the buffer by a pool
+        thread (no copy on the loop); like ``pread``, safe from many tasks."""
+        view = _vectored.check_writable(buffer, "pread_into")
+        offset = _vectored.check_offset(offset, "pread_into")
+        self._check_open("read of closed file")
+        return await _vectored.read_into_at(self._h, view, offset)
+
+    async def read_many(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+        """The bytes of every ``(offset, size)`` range, in order (short only
+        at EOF), without moving the position: cached ranges at once, the
+        rest together on the pool (docs/design.md, "Vectored reads")."""
+        checked = _vectored.check_ranges(ranges)
+        self._check_open("read of closed file")
+        return await _vectored.read_many(self._h, checked)
+
+    async def read_many_into(self, targets: Iterable[tuple[int, Any]]) -> list[int]:
+        """``read_many`` into caller buffers: fill each ``(offset, buffer)``
+        pair's writable buffer; the counts (short only at EOF)."""
+        checked = _vectored.check_targets(targets)
+        self._check_open("read of closed file")
+        return await _vectored.read_many_into(self._h, checked)
 
     # -- position -------------------------------------------------------------
 

@@ -1,0 +1,275 @@
+"""Vectored reads and reads into caller memory.
+
+``read_many`` / ``read_many_into`` serve many positional ranges at once:
+one pass on the loop reads every range the page cache has (the policy's
+rules as ``_read.try_inline`` applies them: a file not known warm is never
+read inline on a guess), then every miss, and the rest of every short read,
+is started on the pool in that same step. The native miss pool's threads
+queue their results on the loop's port, whose eventfd is written once per
+batch (afr_pool.c, ``afr_complete``): reads finishing together cost the
+loop one wakeup (``NativeMissPool.wakeups`` counts them).
+
+``read_into_at`` (``pread_into``, ``readinto``, ``read_many_into``) fills
+a caller's buffer without a copy on the loop: an inline hit is a NOWAIT
+read straight into it, and a miss is read into it by a C thread, which
+holds the buffer pinned until the loop takes the result
+(``NativeMissPool.start_read_into``). A Python pool thread (other
+backends) holds it through the memoryview it is handed.
+
+Nothing here takes the file's lock or moves its position: like ``pread``,
+any number may run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+from collections.abc import Iterable
+from typing import Any, cast
+
+from aiofastread import _native
+from aiofastread._checks import check_index
+from aiofastread._handle import FileHandle
+from aiofastread._policy import INLINE_MAX, Decision, FileState
+from aiofastread._read import (
+    YIELD_EVERY_MASK,
+    _cached,
+    judge_inline,
+    pool_read,
+    record_pooled,
+    try_inline,
+)
+from aiofastread._runtime import POLICY
+
+_WARM = FileState.WARM
+
+
+# -- argument checks ----------------------------------------------------------
+
+
+def check_writable(buffer: object, what: str) -> memoryview:
+    """``buffer`` as a writable byte view, with readinto()'s TypeError."""
+    try:
+        view = memoryview(buffer)  # type: ignore[arg-type]
+    except TypeError:
+        view = None
+    if view is None or view.readonly:
+        raise TypeError(
+            f"{what}() argument must be read-write bytes-like object, not {type(buffer).__name__}"
+        )
+    return view.cast("B")
+
+
+def check_offset(offset: object, what: str) -> int:
+    value = check_index(offset)
+    if value < 0:
+        raise ValueError(f"{what} offset must be non-negative, got {value}")
+    return value
+
+
+def check_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``read_many``'s ranges as ``(offset, size)`` ints, checked up front."""
+    checked = []
+    for item in _pairs(ranges, "read_many", "(offset, size)"):
+        offset, size = item
+        size = check_index(size)
+        if size < 0:
+            raise ValueError(f"read_many size must be non-negative, got {size}")
+        checked.append((check_offset(offset, "read_many"), size))
+    return checked
+
+
+def check_targets(targets: Iterable[tuple[int, Any]]) -> list[tuple[int, memoryview]]:
+    """``read_many_into``'s ``(offset, buffer)`` pairs, checked up front."""
+    return [
+        (check_offset(offset, "read_many_into"), check_writable(buffer, "read_many_into"))
+        for offset, buffer in _pairs(targets, "read_many_into", "(offset, buffer)")
+    ]
+
+
+def _pairs(items: Iterable[Any], what: str, shape: str) -> list[tuple[Any, Any]]:
+    try:
+        listed = list(items)
+    except TypeError:
+        raise TypeError(
+            f"{what}() argument must be an iterable of {shape} pairs, not {type(items).__name__}"
+        ) from None
+    pairs = []
+    for item in listed:
+        if type(item) is not tuple or len(item) != 2:
+            try:
+                first, second = item
+            except (TypeError, ValueError):
+                raise TypeError(f"{what}() items must be {shape} pairs, got {item!r}") from None
+            item = (first, second)
+        pairs.append(item)
+    return pairs
+
+
+# -- bytes results --------------------------------------------------------------
+
+
+async def read_many(h: FileHandle, ranges: list[tuple[int, int]]) -> list[bytes]:
+    """Every range's bytes (short only at EOF), in order."""
+    results: list[bytes] = [b""] * len(ranges)
+    misses: list[tuple[int, int, int, bytes]] = []  # index, offset, size, cached prefix
+    for index, (offset, size) in enumerate(ranges):
+        if size == 0:
+            continue
+        prefix, complete = _inline(h, offset, size)
+        if complete:
+            results[index] = prefix
+        else:
+            misses.append((index, offset, size, prefix))
+    if misses:
+        rests = await _all(
+            [pool_read(h, size - len(p), offset + len(p)) for _, offset, size, p in misses]
+        )
+        for (index, offset, _size, prefix), rest in zip(misses, rests, strict=True):
+            record_pooled(h, offset + len(prefix) + len(rest), len(rest))
+            results[index] = prefix + rest if prefix else rest
+    return results
+
+
+def _inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
+    """``_read.try_inline``, with a WARM file's full hit written out as
+    ``AsyncBufferedReader.read``'s fast path writes it (the same rule:
+    tests/test_inline_rule.py); anything else goes through ``try_inline``."""
+    st = h.inode
+    if (
+        st.state is _WARM
+        and size <= INLINE_MAX
+        and POLICY.enabled
+        and not h.direct_io
+        and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
+        and _native.backend.can_read_inline
+    ):
+        read_nowait = _native.backend.read_nowait
+        got = read_nowait(h.fd, size, offset)
+        if type(got) is bytes and len(got) == size:
+            c = st.counters
+            hits = c.inline_hits = c.inline_hits + 1
+            c.bytes_inline += size
+            h.seq_end = offset + size
+            if not hits & YIELD_EVERY_MASK and h.pool.busy:
+                os.sched_yield()
+            return got, True
+        return judge_inline(h, offset, size, got)
+    return try_inline(h, offset, size)
+
+
+# -- into caller memory ---------------------------------------------------------
+
+
+async def read_many_into(h: FileHandle, targets: list[tuple[int, memoryview]]) -> list[int]:
+    """Fill each buffer from its offset; the counts (short only at EOF)."""
+    counts = [0] * len(targets)
+    misses: list[tuple[int, int, memoryview, int]] = []  # index, offset, buffer, cached
+    for index, (offset, view) in enumerate(targets):
+        if not view:
+            continue
+        n, complete = try_inline_into(h, view, offset)
+        counts[index] = n
+        if not complete:
+            misses.append((index, offset, view, n))
+    if misses:
+        rests = await _all(
+            [pool_read_into(h, view[n:], offset + n) for _, offset, view, n in misses]
+        )
+        for (index, offset, _, n), rest in zip(misses, rests, strict=True):
+            record_pooled(h, offset + n + rest, rest)
+            counts[index] = n + rest
+    return counts
+
+
+async def read_into_at(h: FileHandle, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from ``offset`` (fewer bytes only at EOF): the count."""
+    if not view:
+        return 0
+    n, complete = try_inline_into(h, view, offset)
+    if complete:
+        return n
+    rest = await pool_read_into(h, view[n:], offset + n)
+    record_pooled(h, offset + n + rest, rest, sequential=True)
+    return n + rest
+
+
+def try_inline_into(h: FileHandle, view: memoryview, offset: int) -> tuple[int, bool]:
+    """``_read.try_inline`` into ``view``: ``(count, complete)``, the same
+    policy, the same bookkeeping."""
+    size = len(view)
+    decision = POLICY.decide(h.inode, size, direct_io=h.direct_io)
+    if decision is Decision.POOL or not _native.backend.can_read_inline:
+        return 0, False
+    if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
+        return 0, False
+    got = _nowait_into(h.fd, view, offset)
+    # judge_inline looks only at len() of an answer that is not an int.
+    answer = got if got < 0 else cast(bytes, view[:got])
+    data, complete = judge_inline(h, offset, size, answer)
+    return len(data), complete
+
+
+def _nowait_into(fd: int, view: memoryview, offset: int) -> int:
+    """preadv2(RWF_NOWAIT) straight into ``view``: the count, or -errno."""
+    if _native.backend.name == "native":
+        lib = _native.native_module().lib
+        ffi = _native.native_module().ffi
+        n: int = lib.afr_pread_flags(fd, ffi.from_buffer(view), len(view), offset, _NOWAIT)
+        return n
+    return _py_nowait_into(fd, view, offset)
+
+
+_NOWAIT = _native.RWF_NOWAIT
+
+
+def _py_nowait_into(fd: int, view: memoryview, offset: int) -> int:
+    # preadv2(RWF_NOWAIT) never waits for I/O (tests/conftest.py allows it here).
+    try:
+        return os.preadv(fd, [view], offset, _NOWAIT)
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
+
+
+async def pool_read_into(h: FileHandle, view: memoryview, offset: int) -> int:
+    """``_read.pool_read`` into ``view``: the native miss pool's C thread
+    reads into it directly (any size: no copy follows on the loop); else a
+    Python pool thread."""
+    native = h.native_pool
+    if native is not None and _native.backend.native_pool:
+        h.begin()  # as pool_read: the fd must outlive the wait for a slot
+        try:
+            future = await native.start_read_into(h.fd, view, offset)
+        finally:
+            h.end()
+        if future is not None:
+            return await future
+    count: int = await h.run(preadinto_full, h.fd, view, offset)  # type: ignore[assignment]
+    return count
+
+
+def preadinto_full(fd: int, view: memoryview, offset: int) -> int:
+    """Blocking: fill ``view`` from ``offset``, fewer only at EOF (pool side)."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        if not n:
+            break
+        got += n
+    return got
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+async def _all(reads: list[Any]) -> list[Any]:
+    """Run ``reads`` (coroutines) at once; their results in order, or the
+    first error once every read has finished (none is left running
+    unobserved). Cancelling this cancels every read still waiting: a read
+    on a C thread finishes there, its buffer held until the loop takes it."""
+    results = await asyncio.gather(*reads, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
