@@ -133,7 +133,9 @@ class NativeMissPool:
             if port is not None:
                 port.c_port = _ffi.NULL
         self._ports.clear()
+        global _sweeping
         _orphans.clear()  # no C thread of the parent's runs here
+        _sweeping = threading.Lock()  # may have been held by a parent's thread
         self._lock = threading.Lock()
         self.in_flight = 0
 
