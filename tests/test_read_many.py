@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import errno
 import gc
 import os
 import random
@@ -21,7 +23,8 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _native, _native_pool, _pool
+from aiofastread import _native, _native_pool, _pool, _read, _vectored
+from aiofastread._policy import FileState
 from tests.conftest import _cachestat, evict, make_file, open_fd_count, until, warm
 from tests.test_native_pool import fuse_file, native_submitted, stopped, turn_until
 from tests.test_reliability_fs import fuse_root  # noqa: F401 - fixture
@@ -347,3 +350,50 @@ async def test_reads_into_buffers_go_to_c_threads_only_on_the_native_backend(
         assert await f.pread_into(buffer, 0) == SIZE
         assert buffer == data
         assert native_submitted() - before == (1 if backend == "native" else 0)
+
+
+async def test_the_inline_pass_records_what_one_read_at_a_time_records(
+    data_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_many's inline pass counts a WARM file's hits once per call; the
+    policy must still end where ``_read.try_inline`` range by range ends
+    (state, ratio, counters, stream end) for any pattern of hits, misses
+    and short reads. NOWAIT answers are scripted: no page cache involved."""
+    if backend == "pool":
+        pytest.skip("the pool backend never reads inline")
+    rng = random.Random(5)
+    ranges = [(rng.randrange(0, 1 << 20, 4096), rng.choice([0, 4096, 16384])) for _ in range(300)]
+    misses = {o for o, _ in rng.sample(ranges, 40)}
+    shorts = {o for o, _ in rng.sample(ranges, 10)} - misses
+
+    def scripted(fd: int, size: int, offset: int) -> bytes | int:
+        if offset in misses:
+            return -errno.EAGAIN
+        return bytes(size // 2 if offset in shorts else size)
+
+    monkeypatch.setattr(
+        _native,
+        "backend",
+        dataclasses.replace(
+            _native.backend, read_nowait=scripted, cachestat=lambda fd, o, n: (n, n)
+        ),
+    )
+    ends = []
+    for name in ("batched", "one-by-one"):
+        path = data_dir / name
+        make_file(path, 2 << 20)
+        async with aiofastread.open(path, "rb") as f:
+            h = f._h
+            h.inode.state, h.inode.hit_ratio = FileState.WARM, 1.0
+            if name == "batched":
+                results, missed = _vectored._inline_pass(h, ranges)
+                got = [(len(r), i in {m[0] for m in missed}) for i, r in enumerate(results)]
+            else:
+                got = []
+                for offset, size in ranges:
+                    data, complete = _read.try_inline(h, offset, size) if size else (b"", True)
+                    got.append((len(data), not complete))
+            h.inode.fold_hits()
+            ends.append((got, h.inode.snapshot(), h.seq_end, h.ahead_ok_to))
+    assert ends[0] == ends[1]
+    assert ends[0][1].inline_misses > 0  # the script reached the policy
