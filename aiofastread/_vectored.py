@@ -70,12 +70,18 @@ def check_offset(offset: object, what: str) -> int:
 
 def check_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """``read_many``'s ranges as ``(offset, size)`` ints, checked up front."""
+    if type(ranges) is list and all(
+        type(item) is tuple
+        and len(item) == 2
+        and type(item[0]) is int
+        and type(item[1]) is int
+        and item[0] >= 0
+        and item[1] >= 0
+        for item in ranges
+    ):
+        return ranges  # the common case, in one pass without calls (~0.5 us a range)
     checked = []
-    for item in _pairs(ranges, "read_many", "(offset, size)"):
-        offset, size = item
-        if type(offset) is int and type(size) is int and offset >= 0 and size >= 0:
-            checked.append(item)  # the common case, without calls (~0.5 us a range)
-            continue
+    for offset, size in _pairs(ranges, "read_many", "(offset, size)"):
         size = check_index(size)
         if size < 0:
             raise ValueError(f"read_many size must be non-negative, got {size}")
@@ -140,29 +146,30 @@ def _inline_pass(
     """
     st = h.inode
     backend = _native.backend
-    read_nowait, fd = backend.read_nowait, h.fd
+    read_nowait, fd, inline_max = backend.read_nowait, h.fd, INLINE_MAX
     fast = st.state is _WARM and POLICY.enabled and not h.direct_io and backend.can_read_inline
     results: list[bytes] = []
+    append = results.append
     misses: list[tuple[int, int, int, bytes]] = []
     hits = nbytes = 0
+    # The handle's stream end, kept in a local while only hits move it (the
+    # look-ahead mark moves only in _read._cached, called below).
+    seq_end, ahead_ok_to = h.seq_end, h.ahead_ok_to
     for offset, size in ranges:
-        if (
-            fast
-            and 0 < size <= INLINE_MAX
-            and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
-        ):
+        if fast and 0 < size <= inline_max and (offset != seq_end or offset + size <= ahead_ok_to):
             got = read_nowait(fd, size, offset)
             if type(got) is bytes and len(got) == size:
                 hits += 1
                 nbytes += size
-                h.seq_end = offset + size
-                results.append(got)
+                seq_end = offset + size
+                append(got)
                 continue
         elif size == 0:
-            results.append(b"")
+            append(b"")
             continue
         else:
             got = None
+        h.seq_end = seq_end
         if hits:
             _count_hits(h, hits, nbytes)
             hits = nbytes = 0
@@ -172,8 +179,10 @@ def _inline_pass(
             prefix, complete = judge_inline(h, offset, size, got)
         if not complete:
             misses.append((len(results), offset, size, prefix))
-        results.append(prefix)
+        append(prefix)
+        seq_end, ahead_ok_to = h.seq_end, h.ahead_ok_to
         fast = st.state is _WARM and fast  # a miss may have turned it COLD
+    h.seq_end = seq_end
     if hits:
         _count_hits(h, hits, nbytes)
     return results, misses
