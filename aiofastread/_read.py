@@ -200,11 +200,8 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
     end = offset + n
     if end >= h.size_hint:
         # Short at or past the size we know: EOF (0 is trusted as EOF only
-        # there; kernels that lied below it are excluded in _native). No
-        # byte read proves nothing cached: a read past EOF of a cold file
-        # must not make it WARM (its next reads would miss inline).
-        if n:
-            POLICY.record(st, Outcome.HIT, n)
+        # there; kernels that lied below it are excluded in _native).
+        POLICY.record(st, Outcome.HIT, n)
         return got, True
     POLICY.record(st, Outcome.SHORT, n)
     return got, False
