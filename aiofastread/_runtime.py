@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiofastread import _native, _policy, _pool
+from aiofastread import _budget, _native, _policy, _pool
+from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
+FILESYSTEMS.read_policy = POLICY  # configure(fast_path=False) keeps closes in the pool too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,13 @@ class Statistics:
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
     tracked_files     inodes in the policy table
+    coop_yields       times a task yielded to the loop because its inline
+                      work used up the cooperative budget (coop_budget_us)
+    inline_opens      opens done on the loop (openat2 RESOLVE_CACHED)
+    open_fallbacks    inline opens tried and handed to the pool (EAGAIN, ...)
+    inline_closes     read-only descriptors closed on the loop
+    local_filesystems   filesystems seen, known local (inline opens allowed)
+    remote_filesystems  filesystems seen, network/FUSE/unknown (pool only)
     """
 
     backend: str
@@ -42,6 +51,12 @@ class Statistics:
     bytes_inline: int
     bytes_pooled: int
     tracked_files: int
+    coop_yields: int
+    inline_opens: int
+    open_fallbacks: int
+    inline_closes: int
+    local_filesystems: int
+    remote_filesystems: int
 
 
 def statistics() -> Statistics:
@@ -63,13 +78,21 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
+        coop_yields=_budget.BUDGET.yields,
+        inline_opens=FILESYSTEMS.inline_opens,
+        open_fallbacks=FILESYSTEMS.open_fallbacks,
+        inline_closes=FILESYSTEMS.inline_closes,
+        local_filesystems=FILESYSTEMS.local_filesystems,
+        remote_filesystems=FILESYSTEMS.remote_filesystems,
     )
 
 
 def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
+    FILESYSTEMS.reset()
     _pool.default_pool().reset_counters()
+    _budget.BUDGET.yields = 0
 
 
 def configure(
@@ -78,6 +101,8 @@ def configure(
     max_in_flight: int | None = None,
     fast_path: bool | None = None,
     native_pool: bool | None = None,
+    write_buffer_size: int | None = None,
+    coop_budget_us: float | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -87,6 +112,11 @@ def configure(
                    baseline, for comparison and for debugging
     native_pool    False reads misses on Python threads instead of the native
                    miss pool's C threads (which need no GIL); for comparison
+    write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
+                   buffering= (default 128 KiB; see aiofastread/_writer.py)
+    coop_budget_us inline work (us, estimated) a task may do without
+                   suspending before its next inline operation yields to the
+                   loop once (default 1000); 0 turns the budget off
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
@@ -97,6 +127,12 @@ def configure(
         if not isinstance(native_pool, bool):
             raise TypeError(f"native_pool must be a bool, not {type(native_pool).__name__}")
         _native.want_native_pool(native_pool)
+    if write_buffer_size is not None:
+        from aiofastread import _writer  # imports _file, which imports this module
+
+        _writer.set_default_buffer_size(write_buffer_size)
+    if coop_budget_us is not None:
+        _budget.set_limit(coop_budget_us)
 
 
 def use_backend(name: str) -> None:
@@ -105,6 +141,7 @@ def use_backend(name: str) -> None:
     _native.use(name)
     POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
+    FILESYSTEMS.clear()
 
 
 def backend() -> str:

@@ -23,13 +23,12 @@ any number may run at once.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 from collections.abc import Iterable
 from typing import Any, cast
 
-from aiofastread import _native
-from aiofastread._checks import check_index
+from aiofastread import _budget, _native
+from aiofastread._checks import check_index, writable_view
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Decision, FileState
 from aiofastread._read import (
@@ -46,19 +45,6 @@ _WARM = FileState.WARM
 
 
 # -- argument checks ----------------------------------------------------------
-
-
-def check_writable(buffer: object, what: str) -> memoryview:
-    """``buffer`` as a writable byte view, with readinto()'s TypeError."""
-    try:
-        view = memoryview(buffer)  # type: ignore[arg-type]
-    except TypeError:
-        view = None
-    if view is None or view.readonly:
-        raise TypeError(
-            f"{what}() argument must be read-write bytes-like object, not {type(buffer).__name__}"
-        )
-    return view.cast("B")
 
 
 def check_offset(offset: object, what: str) -> int:
@@ -92,7 +78,7 @@ def check_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 def check_targets(targets: Iterable[tuple[int, Any]]) -> list[tuple[int, memoryview]]:
     """``read_many_into``'s ``(offset, buffer)`` pairs, checked up front."""
     return [
-        (check_offset(offset, "read_many_into"), check_writable(buffer, "read_many_into"))
+        (check_offset(offset, "read_many_into"), writable_view(buffer, "read_many_into"))
         for offset, buffer in _pairs(targets, "read_many_into", "(offset, buffer)")
     ]
 
@@ -121,6 +107,8 @@ def _pairs(items: Iterable[Any], what: str, shape: str) -> list[tuple[Any, Any]]
 
 async def read_many(h: FileHandle, ranges: list[tuple[int, int]]) -> list[bytes]:
     """Every range's bytes (short only at EOF), in order."""
+    if _budget.over():  # before the reads: a cancelled yield reads nothing
+        await _budget.pause()
     results, misses = _inline_pass(h, ranges)
     if misses:
         rests = await _all(
@@ -196,6 +184,11 @@ def _count_hits(h: FileHandle, hits: int, nbytes: int) -> None:
     before = c.inline_hits
     c.inline_hits = before + hits
     c.bytes_inline += nbytes
+    # The cooperative budget: what _budget.charge would add for each hit.
+    b = _budget.BUDGET
+    b.spent += nbytes + hits * _budget.COST_PER_OP
+    if b.spent > b.next:
+        _budget.crossed()
     if (before & ~YIELD_EVERY_MASK) != (c.inline_hits & ~YIELD_EVERY_MASK) and h.pool.busy:
         os.sched_yield()
 
@@ -205,6 +198,8 @@ def _count_hits(h: FileHandle, hits: int, nbytes: int) -> None:
 
 async def read_many_into(h: FileHandle, targets: list[tuple[int, memoryview]]) -> list[int]:
     """Fill each buffer from its offset; the counts (short only at EOF)."""
+    if _budget.over():  # before the reads: a cancelled yield reads nothing
+        await _budget.pause()
     counts = [0] * len(targets)
     misses: list[tuple[int, int, memoryview, int]] = []  # index, offset, buffer, cached
     for index, (offset, view) in enumerate(targets):
@@ -224,11 +219,22 @@ async def read_many_into(h: FileHandle, targets: list[tuple[int, memoryview]]) -
     return counts
 
 
-async def read_into_at(h: FileHandle, view: memoryview, offset: int) -> int:
-    """Fill ``view`` from ``offset`` (fewer bytes only at EOF): the count."""
+async def read_into_at(
+    h: FileHandle, view: memoryview, offset: int, attempt: int | None = None
+) -> int:
+    """Fill ``view`` from ``offset`` (fewer bytes only at EOF): the count.
+
+    ``attempt`` is what a NOWAIT read into ``view`` the caller already made
+    answered (a count or -errno): it is not made a second time.
+    """
     if not view:
         return 0
-    n, complete = try_inline_into(h, view, offset)
+    if attempt is None:
+        if _budget.over():  # before the read: a cancelled yield reads nothing
+            await _budget.pause()
+        n, complete = try_inline_into(h, view, offset)
+    else:
+        n, complete = _judge_into(h, view, offset, attempt)
     if complete:
         return n
     rest = await pool_read_into(h, view[n:], offset + n)
@@ -245,32 +251,15 @@ def try_inline_into(h: FileHandle, view: memoryview, offset: int) -> tuple[int, 
         return 0, False
     if not _cached(h, offset, size, known_warm=decision is Decision.INLINE):
         return 0, False
-    got = _nowait_into(h.fd, view, offset)
-    # judge_inline looks only at len() of an answer that is not an int.
+    return _judge_into(h, view, offset, _native.backend.read_nowait_into(h.fd, view, size, offset))
+
+
+def _judge_into(h: FileHandle, view: memoryview, offset: int, got: int) -> tuple[int, bool]:
+    """``_read.judge_inline`` for a NOWAIT read into ``view`` that answered
+    ``got``; it looks only at len() of an answer that is not an int."""
     answer = got if got < 0 else cast(bytes, view[:got])
-    data, complete = judge_inline(h, offset, size, answer)
+    data, complete = judge_inline(h, offset, len(view), answer)
     return len(data), complete
-
-
-def _nowait_into(fd: int, view: memoryview, offset: int) -> int:
-    """preadv2(RWF_NOWAIT) straight into ``view``: the count, or -errno."""
-    if _native.backend.name == "native":
-        lib = _native.native_module().lib
-        ffi = _native.native_module().ffi
-        n: int = lib.afr_pread_flags(fd, ffi.from_buffer(view), len(view), offset, _NOWAIT)
-        return n
-    return _py_nowait_into(fd, view, offset)
-
-
-_NOWAIT = _native.RWF_NOWAIT
-
-
-def _py_nowait_into(fd: int, view: memoryview, offset: int) -> int:
-    # preadv2(RWF_NOWAIT) never waits for I/O (tests/conftest.py allows it here).
-    try:
-        return os.preadv(fd, [view], offset, _NOWAIT)
-    except OSError as exc:
-        return -(exc.errno or errno.EIO)
 
 
 async def pool_read_into(h: FileHandle, view: memoryview, offset: int) -> int:

@@ -41,6 +41,9 @@ SOURCES: tuple[tuple[str, str], ...] = (
            NULL where there is no CPython C API (PyPy). A new reference is never
            handed out: the object lives as long as the process. */
         void *afr_read_nowait_function(void);
+        /* read_nowait_into(fd, buffer, size, offset) -> n or -errno, the
+           same way (a bytearray in C, other buffers through cffi). */
+        void *afr_read_nowait_into_function(void);
 
         static const int AFR_HAS_CAPI_READ;
         """,
@@ -64,6 +67,18 @@ SOURCES: tuple[tuple[str, str], ...] = (
         void afr_free(char *buf);
         void afr_pool_configure(int max_threads, long max_in_flight);
         void afr_pool_stats(unsigned long long *submitted, long *in_flight, int *threads);
+        """,
+    ),
+    (
+        "afr_open.c",  # opens that cannot block (small-files, issue 12)
+        """
+        /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):
+           fd or -errno; out = {st_mode, st_size, st_dev, st_ino}. */
+        int afr_open_cached(const char *path, long long *out);
+        /* fstatfs(2) f_type or -errno (blocking: pool side). */
+        long long afr_fstatfs_type(int fd);
+
+        static const int AFR_HAS_OPENAT2;
         """,
     ),
 )
