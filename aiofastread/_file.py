@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
-from aiofastread import _budget, _native, _read
+from aiofastread import _budget, _native, _read, _vectored
 from aiofastread._checks import (
     TRUSTED_SEEK_MAX,
     WHENCES,
@@ -279,12 +279,11 @@ class AsyncBufferedReader:
 
     async def _finish_into(self, view: memoryview, got: int) -> int:
         """Finish a read into ``view`` at the position whose NOWAIT attempt
-        answered ``got`` (a short count or -errno); the lock is held."""
-        attempt: bytes | int = bytes(view[:got]) if got >= 0 else got
-        data = await _read.read_at(self._h, self._pos, len(view), attempt=attempt)
-        view[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        answered ``got`` (a short count or -errno); the lock is held. The
+        rest is read into ``view`` by a pool thread: no copy on the loop."""
+        count = await _vectored.read_into_at(self._h, view, self._pos, attempt=got)
+        self._pos += count
+        return count
 
     async def pread_into(self, buffer: Any, offset: int) -> int:
         """Read into ``buffer`` (any writable bytes-like object) the file's
@@ -309,12 +308,23 @@ class AsyncBufferedReader:
             got = self._inline_into(view, size, offset)
             if got == size:
                 return size
-        attempt: bytes | int | None = None
-        if got is not None:
-            attempt = bytes(view[:got]) if got >= 0 else got
-        data = await _read.read_at(self._h, offset, size, attempt=attempt)
-        view[: len(data)] = data
-        return len(data)
+        # The rest is read into the buffer by a pool thread: no copy on the loop.
+        return await _vectored.read_into_at(self._h, view, offset, attempt=got)
+
+    async def read_many(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
+        """The bytes of every ``(offset, size)`` range, in order (short only
+        at EOF), without moving the position: cached ranges at once, the
+        rest together on the pool (docs/design.md, "Vectored reads")."""
+        checked = _vectored.check_ranges(ranges)
+        self._check_open("read of closed file")
+        return await _vectored.read_many(self._h, checked)
+
+    async def read_many_into(self, targets: Iterable[tuple[int, Any]]) -> list[int]:
+        """``read_many`` into caller buffers: fill each ``(offset, buffer)``
+        pair's writable buffer; the counts (short only at EOF)."""
+        checked = _vectored.check_targets(targets)
+        self._check_open("read of closed file")
+        return await _vectored.read_many_into(self._h, checked)
 
     def _inline_into(self, buffer: Any, size: int, offset: int) -> int | None:
         """One preadv2(RWF_NOWAIT) of ``size`` bytes at ``offset`` into
@@ -357,9 +367,18 @@ class AsyncBufferedReader:
                         self._pos += got
                         return got
                     return await self._finish_into(view, got)
-            data = await self._read_locked(len(view))
-            view[: len(data)] = data
-            return len(data)
+            # What the window holds, then the rest straight into the buffer.
+            head = self._win.take(self._pos, len(view))
+            got = len(head)
+            view[:got] = head
+            if got == len(view):
+                self._pos += got
+                self._consume_window()
+                return got
+            got += await _vectored.read_into_at(self._h, view[got:], self._pos + got)
+            self._win.drop()
+            self._pos += got
+            return got
 
     async def peek(self, size: int = 0) -> bytes:
         check_index(size)

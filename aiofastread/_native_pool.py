@@ -20,6 +20,16 @@ C side cannot take a read (a loop without ``add_reader``, the C pool's
 in-flight limit, no fd left for the dup): the caller then uses the Python
 pool as before.
 
+``start_read_into`` reads into the caller's memory instead (``pread_into``,
+``readinto``, ``read_many_into``): the C thread preads straight into it, so
+the loop copies nothing. The port holds the buffer export (a cffi
+``from_buffer``, which pins the buffer: a bytearray cannot resize, an mmap
+cannot close) until the loop reaps the job, even if its awaiter was
+cancelled. A port dropped with such jobs still running (its loop closed)
+becomes an *orphan*: it keeps the exports and is reaped by the next
+submission or ``counters()`` call, so no C thread ever writes into memory
+that was given back.
+
 A port exists only while its loop has reads in flight: the last reap
 removes the reader and closes the eventfd, so an idle loop holds no fd of
 ours and nothing outlives a closed loop but the reads still running.
@@ -72,16 +82,32 @@ class NativeMissPool:
         )
         # Loops that refused add_reader (no selector: not worth asking again).
         self._refused: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+        # Times a loop's eventfd fired and its reader took finished reads:
+        # reads finishing together cost one wakeup (tests count them).
+        self.wakeups = 0
 
     async def start_read(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
         """Start a positional read once a slot is ours (FIFO, as the Python
         pool's ``run`` waits); the slot is given back when the loop takes the
         result. None if the C side refused (the caller uses the Python pool).
         The fd must stay open until this returns: the read works on a dup."""
+        return await self._start(fd, size, offset, None)
+
+    async def start_read_into(
+        self, fd: int, buffer: memoryview, offset: int
+    ) -> asyncio.Future[int] | None:
+        """``start_read`` into ``buffer`` (writable, format "B"): the future
+        gives the count read (fewer than ``len(buffer)`` only at EOF). The
+        buffer stays exported until the loop reaps the read."""
+        return await self._start(fd, len(buffer), offset, buffer)
+
+    async def _start(
+        self, fd: int, size: int, offset: int, into: memoryview | None
+    ) -> asyncio.Future[Any] | None:
         await self._slots.acquire()
         with self._lock:
             self.in_flight += 1
-        future = self._submit(fd, size, offset)
+        future = self._submit(fd, size, offset, into)
         if future is None:
             self._release(1)
         return future
@@ -107,6 +133,9 @@ class NativeMissPool:
             if port is not None:
                 port.c_port = _ffi.NULL
         self._ports.clear()
+        global _sweeping
+        _orphans.clear()  # no C thread of the parent's runs here
+        _sweeping = threading.Lock()  # may have been held by a parent's thread
         self._lock = threading.Lock()
         self.in_flight = 0
 
@@ -117,9 +146,13 @@ class NativeMissPool:
             self.in_flight -= count
         self._slots.release(count)
 
-    def _submit(self, fd: int, size: int, offset: int) -> asyncio.Future[bytes] | None:
-        if size > MAX_READ:
+    def _submit(
+        self, fd: int, size: int, offset: int, into: memoryview | None = None
+    ) -> asyncio.Future[Any] | None:
+        if size > MAX_READ and into is None:  # no copy on the loop into caller memory
             return None
+        if _orphans:
+            sweep_orphans()
         loop = asyncio.get_running_loop()
         port = self.port_of(loop)
         if port is None:
@@ -135,7 +168,7 @@ class NativeMissPool:
                     return None
                 raise
             self._ports[loop] = weakref.ref(port)
-        future = port.submit(loop, fd, size, offset)
+        future = port.submit(loop, fd, size, offset, into)
         if future is None and not port.futures:
             port.close(loop)
         return future
@@ -151,7 +184,16 @@ class _Port:
     # Only the loop's reader callback holds a port (the pool's map has a
     # weak reference): closing the loop drops it, and __del__ releases the
     # C side.
-    __slots__ = ("__weakref__", "c_port", "done", "fd", "futures", "next_token", "owner")
+    __slots__ = (
+        "__weakref__",
+        "c_port",
+        "done",
+        "fd",
+        "futures",
+        "held",
+        "next_token",
+        "owner",
+    )
 
     def __init__(self, loop: asyncio.AbstractEventLoop, owner: NativeMissPool) -> None:
         c_port = _lib.afr_port_new()
@@ -161,7 +203,10 @@ class _Port:
         self.c_port = c_port
         self.owner = owner
         self.fd: int = _lib.afr_port_fd(c_port)
-        self.futures: dict[int, asyncio.Future[bytes]] = {}
+        self.futures: dict[int, asyncio.Future[Any]] = {}
+        # Buffer exports of reads into the caller's memory, by token: held
+        # until the C side is done with them.
+        self.held: dict[int, Any] = {}
         self.next_token = 0
         self.done = _ffi.new("struct afr_done[]", _REAP_BATCH)
         try:
@@ -172,20 +217,33 @@ class _Port:
             raise
 
     def submit(
-        self, loop: asyncio.AbstractEventLoop, fd: int, size: int, offset: int
-    ) -> asyncio.Future[bytes] | None:
+        self,
+        loop: asyncio.AbstractEventLoop,
+        fd: int,
+        size: int,
+        offset: int,
+        into: memoryview | None = None,
+    ) -> asyncio.Future[Any] | None:
         token = self.next_token
-        rc = _lib.afr_submit(self.c_port, fd, size, offset, token)
+        if into is None:
+            rc = _lib.afr_submit(self.c_port, fd, size, offset, token)
+        else:
+            # The export: pins the buffer (no resize, no close) while it lives.
+            pinned = _ffi.from_buffer("char[]", into, require_writable=True)
+            rc = _lib.afr_submit_into(self.c_port, fd, pinned, size, offset, token)
+            if rc >= 0:
+                self.held[token] = pinned
         if rc < 0:
             return None
         self.next_token = token + 1
-        future: asyncio.Future[bytes] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self.futures[token] = future
         return future
 
     def reap(self) -> None:
         """The eventfd fired: resolve every finished read (loop thread)."""
-        done, futures = self.done, self.futures
+        done, futures, held = self.done, self.futures, self.held
+        self.owner.wakeups += 1
         taken = 0
         while True:
             count = _lib.afr_port_reap(self.c_port, done, _REAP_BATCH)
@@ -196,13 +254,18 @@ class _Port:
                 future = futures.pop(item.token)
                 try:
                     if not future.done():  # not cancelled meanwhile
-                        if result >= 0:
-                            future.set_result(_ffi.unpack(buf, result))
-                        else:
+                        if result < 0:
                             err = -result
                             future.set_exception(OSError(err, os.strerror(err)))
+                        elif buf == _ffi.NULL:  # read into the caller's memory
+                            future.set_result(result)
+                        else:
+                            future.set_result(_ffi.unpack(buf, result))
                 finally:
-                    _lib.afr_free(buf)
+                    if buf == _ffi.NULL:
+                        held.pop(item.token, None)  # the C side is done with it
+                    else:
+                        _lib.afr_free(buf)
             if count < _REAP_BATCH:
                 break
         if not futures:
@@ -215,7 +278,12 @@ class _Port:
         # frees what they leave as they finish, and nobody will take their
         # results, so their slots are free now.
         if _lib is not None and _ffi is not None and self.c_port != _ffi.NULL:
-            _lib.afr_port_release(self.c_port)
+            if self.held:
+                # C threads may still write into these buffers: keep them
+                # pinned, and the port unreleased, until they are reaped.
+                _orphans.append(_Orphan(self.c_port, self.held))
+            else:
+                _lib.afr_port_release(self.c_port)
             self.c_port = _ffi.NULL
             if self.futures:
                 self.owner._release(len(self.futures))
@@ -228,11 +296,58 @@ class _Port:
         self.c_port = _ffi.NULL
 
 
+class _Orphan:
+    """A port whose loop is gone while reads into caller memory ran on it."""
+
+    __slots__ = ("c_port", "held")
+
+    def __init__(self, c_port: Any, held: dict[int, Any]) -> None:
+        self.c_port, self.held = c_port, held
+
+
+# Orphaned ports, reaped by any thread that submits (or reads counters());
+# one sweep at a time (a port is released once).
+_orphans: list[_Orphan] = []
+_sweeping = threading.Lock()
+
+
+def sweep_orphans() -> None:
+    """Take what orphaned ports' reads finished: unpin the caller buffers
+    the C side is done with, free its own; release a port once no caller
+    buffer is left on it (the C side frees its remaining reads)."""
+    with _sweeping:
+        _sweep_locked()
+
+
+def _sweep_locked() -> None:
+    done = _ffi.new("struct afr_done[]", _REAP_BATCH)
+    for orphan in list(_orphans):
+        while True:
+            count = _lib.afr_port_reap(orphan.c_port, done, _REAP_BATCH)
+            for i in range(count):
+                if done[i].buf == _ffi.NULL:
+                    orphan.held.pop(done[i].token, None)
+                else:
+                    _lib.afr_free(done[i].buf)
+            if count < _REAP_BATCH:
+                break
+        if not orphan.held:
+            _lib.afr_port_release(orphan.c_port)
+            _orphans.remove(orphan)
+
+
+def pending(port: _Port) -> int:
+    """Reads of ``port`` finished and not yet taken by its loop."""
+    return int(_lib.afr_port_pending(port.c_port))
+
+
 def counters() -> tuple[int, int]:
     """(reads submitted ever, reads holding a slot now: queued, running, or
     finished and not yet taken by their loop), process-wide."""
     if _lib is None:
         return 0, 0
+    if _orphans:
+        sweep_orphans()
     submitted = _ffi.new("unsigned long long *")
     in_flight = _ffi.new("long *")
     threads = _ffi.new("int *")

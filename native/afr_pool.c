@@ -41,6 +41,7 @@ struct afr_job {
     char *buf;
     long result;
     unsigned long long token;
+    int borrowed; /* buf is the caller's (afr_submit_into): never freed here */
 };
 
 struct afr_port {
@@ -73,7 +74,8 @@ static void afr_untake(long jobs)
 
 static void afr_job_free(struct afr_job *job)
 {
-    free(job->buf);
+    if (!job->borrowed)
+        free(job->buf);
     free(job);
 }
 
@@ -370,7 +372,7 @@ static int afr_port_reap(struct afr_port *port, struct afr_done *out, int max)
         port->done_head = job->next;
         out[n].token = job->token;
         out[n].result = job->result;
-        out[n].buf = job->buf;
+        out[n].buf = job->borrowed ? NULL : job->buf; /* NULL: the caller's */
         free(job);
         n++;
     }
@@ -380,6 +382,61 @@ static int afr_port_reap(struct afr_port *port, struct afr_done *out, int max)
     pthread_mutex_unlock(&port->lock);
     if (n)
         afr_untake(n);
+    return n;
+}
+
+/* Queue a read of len bytes at offset straight into buf, the caller's
+ * memory (a buffer export Python holds until this job is reaped, or until
+ * the C side has finished it when the port was orphaned): no copy on the
+ * loop. Reaped with buf NULL. Otherwise as afr_submit. */
+static int afr_submit_into(struct afr_port *port, int fd, char *buf, size_t len,
+                           long long offset, unsigned long long token)
+{
+    struct afr_job *job;
+    int rc = afr_take_slot();
+    if (rc < 0)
+        return rc;
+    job = calloc(1, sizeof *job);
+    if (job == NULL) {
+        afr_untake(1);
+        return -ENOMEM;
+    }
+    job->borrowed = 1;
+    job->buf = buf;
+    job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (job->fd < 0) {
+        rc = -errno;
+        free(job);
+        afr_untake(1);
+        return rc;
+    }
+    job->port = port;
+    job->len = len;
+    job->offset = offset;
+    job->token = token;
+    afr_port_ref(port, 1); /* before a worker can complete it */
+    pthread_mutex_lock(&afr_pool.lock);
+    rc = afr_enqueue_locked(job);
+    pthread_mutex_unlock(&afr_pool.lock);
+    if (rc < 0) {
+        afr_port_ref(port, -1);
+        afr_untake(1);
+        close(job->fd);
+        free(job);
+    }
+    return rc;
+}
+
+/* Jobs of this port finished and not yet reaped (tests: a batch is whole
+ * before the loop takes it). */
+static long afr_port_pending(struct afr_port *port)
+{
+    long n = 0;
+    struct afr_job *job;
+    pthread_mutex_lock(&port->lock);
+    for (job = port->done_head; job != NULL; job = job->next)
+        n++;
+    pthread_mutex_unlock(&port->lock);
     return n;
 }
 

@@ -60,6 +60,9 @@ SOURCES: tuple[tuple[str, str], ...] = (
         void afr_port_release(struct afr_port *port);
         int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
                        unsigned long long token);
+        int afr_submit_into(struct afr_port *port, int fd, char *buf, size_t len,
+                            long long offset, unsigned long long token);
+        long afr_port_pending(struct afr_port *port);
         int afr_port_reap(struct afr_port *port, struct afr_done *out, int max);
         void afr_free(char *buf);
         void afr_pool_configure(int max_threads, long max_in_flight);

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 
 import aiofastread
-from aiofastread import _budget, _file, _native, _read
+from aiofastread import _budget, _file, _native, _read, _vectored
 from aiofastread._policy import INLINE_MAX, Decision, FileState, InodeState, Outcome
 from aiofastread._runtime import POLICY
 from aiofastread._window import Window
@@ -300,6 +300,7 @@ class Fakes:
             ),
         )
         mp.setattr(_read, "read_at", self.read_at)
+        mp.setattr(_vectored, "read_into_at", self.read_into_at)  # readinto's general path
         mp.setattr(_read, "read_to_eof", self.read_to_eof)
         mp.setattr(os, "sched_yield", self.sched_yield)
 
@@ -315,6 +316,11 @@ class Fakes:
     async def read_at(self, h: Any, offset: int, size: int, attempt: Any = None) -> bytes:
         self.general.append("read_at")
         return b"g" * size
+
+    async def read_into_at(self, h: Any, view: Any, offset: int, attempt: Any = None) -> int:
+        self.general.append("read_into_at")
+        view[:] = b"g" * len(view)
+        return len(view)
 
     async def read_to_eof(self, h: Any, offset: int) -> bytes:
         self.general.append("read_to_eof")
