@@ -238,3 +238,25 @@ def counters() -> tuple[int, int]:
     threads = _ffi.new("int *")
     _lib.afr_pool_stats(submitted, in_flight, threads)
     return int(submitted[0]), int(in_flight[0])
+
+
+def submit_readahead(fd: int, offset: int, length: int) -> bool:
+    """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
+    (native/afr_readahead.c: on a dup of ``fd``, waking no loop). False when
+    the C pool refused it: over its process-wide bounds, no thread, no fd
+    left for the dup. Never blocks."""
+    if _lib is None:
+        return False
+    return bool(_lib.afr_submit_readahead(fd, offset, length) == 0)
+
+
+def readahead_in_flight() -> tuple[int, int]:
+    """(readahead jobs, their bytes) queued or running now, process-wide."""
+    if _lib is None:
+        return 0, 0
+    submitted = _ffi.new("unsigned long long *")
+    submitted_bytes = _ffi.new("unsigned long long *")
+    jobs = _ffi.new("long *")
+    nbytes = _ffi.new("long long *")
+    _lib.afr_readahead_stats(submitted, submitted_bytes, jobs, nbytes)
+    return int(jobs[0]), int(nbytes[0])

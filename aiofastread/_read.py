@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from aiofastread import _native, _native_pool
+from aiofastread import _native, _native_pool, _readahead
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
 from aiofastread._runtime import POLICY
@@ -55,6 +55,14 @@ def learn_readahead(dev: int) -> None:
 def lookahead(h: FileHandle) -> int:
     """Bytes past a stream read's end that must be cached for it to go inline."""
     return 2 * _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
+
+
+def follow_stream(h: FileHandle, offset: int, size: int) -> None:
+    """A read starts: if it continues a stream (or ``h`` had one), have the
+    pages ahead of it brought in off the loop (``_readahead``)."""
+    if offset == h.seq_end or h.stream is not None:
+        window = _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
+        _readahead.note(h, offset, size, window, 2 * window)
 
 
 def pread_full(fd: int, size: int, offset: int) -> bytes:
@@ -127,6 +135,7 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     ``data`` is a cached prefix (maybe empty) and the caller finishes in the
     pool. Records every outcome in the policy.
     """
+    follow_stream(h, offset, size)
     st = h.inode
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
     if decision is Decision.POOL or not _native.backend.can_read_inline:
@@ -161,8 +170,10 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     answer = cachestat(h.fd, offset, length)
     if isinstance(answer, int) or answer[0] < answer[1]:
         # Not all resident, or cachestat refused (ENOSYS under seccomp...):
-        # stay safe, use the pool.
-        POLICY.record(h.inode, Outcome.NOT_RESIDENT)
+        # stay safe, use the pool. A stream that caught up with the
+        # readahead bringing its pages in says nothing of the file.
+        if not (stream and _readahead.active(h)):
+            POLICY.record(h.inode, Outcome.NOT_RESIDENT)
         return False
     POLICY.record(h.inode, Outcome.RESIDENT)
     if stream:
@@ -185,7 +196,11 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
     if isinstance(got, int):
         err = -got
         if err == errno.EAGAIN:
-            POLICY.record(st, Outcome.MISS)
+            # A stream whose readahead is under way meets pages still being
+            # read (cachestat counts them, NOWAIT answers EAGAIN at once, no
+            # I/O started): not a sign of a cold file.
+            if not (offset == h.seq_end and _readahead.active(h)):
+                POLICY.record(st, Outcome.MISS)
         elif err in UNSUPPORTED_ERRNOS:
             POLICY.record(st, Outcome.UNSUPPORTED)
         # Anything else (EIO, ...) is left for the pool's read to raise with
@@ -220,6 +235,7 @@ async def read_at(
     if attempt is None:
         prefix, complete = try_inline(h, offset, size)
     else:
+        follow_stream(h, offset, size)
         prefix, complete = judge_inline(h, offset, size, attempt)
     if complete:
         return prefix

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiofastread import _native, _policy, _pool
+from aiofastread import _native, _policy, _pool, _readahead
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
 
@@ -24,6 +24,8 @@ class Statistics:
     misses_in_flight  pool jobs submitted and not finished, right now
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
+    readahead_jobs    ranges read ahead of streaming readers by the native pool
+    readahead_bytes   bytes those ranges cover (docs/streams.md)
     tracked_files     inodes in the policy table
     """
 
@@ -42,6 +44,8 @@ class Statistics:
     bytes_inline: int
     bytes_pooled: int
     tracked_files: int
+    readahead_jobs: int
+    readahead_bytes: int
 
 
 def statistics() -> Statistics:
@@ -63,6 +67,8 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
+        readahead_jobs=_readahead.jobs,
+        readahead_bytes=_readahead.nbytes,
     )
 
 
@@ -70,6 +76,7 @@ def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
     _pool.default_pool().reset_counters()
+    _readahead.reset_counters()
 
 
 def configure(
@@ -78,6 +85,7 @@ def configure(
     max_in_flight: int | None = None,
     fast_path: bool | None = None,
     native_pool: bool | None = None,
+    readahead: bool | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -87,6 +95,8 @@ def configure(
                    baseline, for comparison and for debugging
     native_pool    False reads misses on Python threads instead of the native
                    miss pool's C threads (which need no GIL); for comparison
+    readahead      False stops reading ahead of streaming readers
+                   (docs/streams.md); for comparison
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
@@ -97,6 +107,10 @@ def configure(
         if not isinstance(native_pool, bool):
             raise TypeError(f"native_pool must be a bool, not {type(native_pool).__name__}")
         _native.want_native_pool(native_pool)
+    if readahead is not None:
+        if not isinstance(readahead, bool):
+            raise TypeError(f"readahead must be a bool, not {type(readahead).__name__}")
+        _readahead.enabled = readahead
 
 
 def use_backend(name: str) -> None:
@@ -105,6 +119,7 @@ def use_backend(name: str) -> None:
     _native.use(name)
     POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
+    _readahead.reset_counters()
 
 
 def backend() -> str:

@@ -41,6 +41,7 @@ struct afr_job {
     char *buf;
     long result;
     unsigned long long token;
+    int readahead; /* a readahead job (afr_readahead.c): no buffer, no port */
 };
 
 struct afr_port {
@@ -133,6 +134,8 @@ static void afr_read_job(struct afr_job *job)
     job->result = (long)got;
 }
 
+static void afr_readahead_run(struct afr_job *job); /* afr_readahead.c */
+
 static void *afr_worker(void *arg)
 {
     (void)arg;
@@ -152,6 +155,11 @@ static void *afr_worker(void *arg)
         if (afr_pool.head == NULL)
             afr_pool.tail = NULL;
         pthread_mutex_unlock(&afr_pool.lock);
+        if (job->readahead) {
+            afr_readahead_run(job);
+            pthread_mutex_lock(&afr_pool.lock);
+            continue;
+        }
         afr_read_job(job);
         close(job->fd);
         afr_complete(job);

@@ -63,6 +63,16 @@ SOURCES: tuple[tuple[str, str], ...] = (
         void afr_pool_stats(unsigned long long *submitted, long *in_flight, int *threads);
         """,
     ),
+    (
+        "afr_readahead.c",  # readahead jobs on the native pool's threads
+        """
+        int afr_submit_readahead(int fd, long long offset, size_t len);
+        void afr_readahead_configure(long max_jobs, long long max_bytes);
+        void afr_readahead_stats(unsigned long long *submitted,
+                                 unsigned long long *submitted_bytes,
+                                 long *jobs, long long *bytes);
+        """,
+    ),
 )
 
 ffibuilder = FFI()
