@@ -240,6 +240,20 @@ def counters() -> tuple[int, int]:
     return int(submitted[0]), int(in_flight[0])
 
 
+# The C pool's process-wide bounds on readahead in flight (queued or
+# running), set in native/afr_readahead.c: 8 jobs, half of the pool's 16
+# threads, so that misses always find threads; 64 MiB of pages being read
+# at once (16 streams each 4 MiB ahead on a loop device's 1 MiB chunks).
+READAHEAD_MAX_JOBS = 8
+READAHEAD_MAX_BYTES = 64 << 20
+
+
+def configure_readahead(max_jobs: int = 0, max_bytes: int = 0) -> None:
+    """Change the process-wide bounds (0 keeps one as it is)."""
+    if _lib is not None:
+        _lib.afr_readahead_configure(max_jobs, max_bytes)
+
+
 def submit_readahead(fd: int, offset: int, length: int) -> bool:
     """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
     (native/afr_readahead.c: on a dup of ``fd``, waking no loop). False when

@@ -137,6 +137,8 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     """
     follow_stream(h, offset, size)
     st = h.inode
+    if h.stream is not None and _readahead.active(h):
+        POLICY.probe_next(st)
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
     if decision is Decision.POOL or not _native.backend.can_read_inline:
         return b"", False
