@@ -59,8 +59,10 @@ def lookahead(h: FileHandle) -> int:
 
 def follow_stream(h: FileHandle, offset: int, size: int) -> None:
     """A read starts: if it continues a stream (or ``h`` had one), have the
-    pages ahead of it brought in off the loop (``_readahead``)."""
-    if offset == h.seq_end or h.stream is not None:
+    pages ahead of it brought in off the loop (``_readahead``). Not with
+    the fast path off: readahead feeds inline reads, and the thread-pool
+    baseline (configure(fast_path=False)) must stay one."""
+    if (offset == h.seq_end or h.stream is not None) and POLICY.enabled:
         window = _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
         _readahead.note(h, offset, size, window, 2 * window)
 
