@@ -337,7 +337,8 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
 
 
 def stream_config(args: argparse.Namespace, cfg: runner.BenchConfig) -> streams.StreamConfig:
-    names = [n for n in cfg.engines if n in streams.ENGINES] if cfg.engines_explicit else None
+    known = streams.ENGINES + streams.OPTIONAL_ENGINES
+    names = [n for n in cfg.engines if n in known] if cfg.engines_explicit else None
     return streams.StreamConfig(
         tasks=args.stream_tasks,
         file_size=args.stream_size,

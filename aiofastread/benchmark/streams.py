@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 ENGINES: tuple[str, ...] = ("aiofastread", "nofast", "aiofiles")
+# Run only when named in --engines: aiofastread with readahead off (A/B).
+OPTIONAL_ENGINES: tuple[str, ...] = ("noahead",)
 BASELINE = "nofast"
 CACHES: tuple[str, ...] = ("warm", "cold")
 # 64 KiB (a typical copy buffer), 256 KiB (aiohttp's FileResponse chunk),
@@ -169,7 +171,9 @@ async def _run_cell(
 def run_cell(cfg: StreamConfig, engine: str, cache: str, chunk: int, paths: list[Path]) -> Cell:
     """Set the cache state, stream every file once with ``engine``, measure
     (``idle_stall_ns`` is filled in by ``run_all``, from the sleeper)."""
-    aiofastread.configure(max_workers=cfg.workers, fast_path=engine != "nofast")
+    aiofastread.configure(
+        max_workers=cfg.workers, fast_path=engine != "nofast", readahead=engine != "noahead"
+    )
     _runtime.POLICY.clear()
     aiofastread.reset_statistics()
     for path in paths:
@@ -184,7 +188,7 @@ def run_cell(cfg: StreamConfig, engine: str, cache: str, chunk: int, paths: list
         seconds, nbytes, lateness, waits = _run(cfg.loop, _run_cell(engine, paths, chunk, executor))
         end = time.perf_counter_ns()
     finally:
-        aiofastread.configure(fast_path=True)
+        aiofastread.configure(fast_path=True, readahead=True)
         if executor is not None:
             executor.shutdown(wait=True)
     stats = aiofastread.statistics()
