@@ -151,6 +151,15 @@ def small_window(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
     monkeypatch.setitem(_read._readahead_by_dev, os.stat(path).st_dev, WINDOW)
 
 
+def evicted_file(path: Path, size: int, monkeypatch: pytest.MonkeyPatch) -> bytes:
+    """``size`` random bytes at ``path``, none cached, on a device whose
+    readahead window the read path takes to be ``WINDOW``."""
+    data = make_file(path, size)
+    small_window(monkeypatch, path)
+    evict(path)
+    return data
+
+
 async def readahead_done() -> None:
     await until(lambda: _native_pool.readahead_in_flight() == (0, 0), "readahead jobs to finish")
 
@@ -167,9 +176,7 @@ async def test_an_evicted_stream_is_read_ahead_then_served_inline(
 ) -> None:
     path = data_dir / "stream.bin"
     size = 4 * MIB + 1000  # not a whole number of chunks: the last job ends at EOF
-    data = make_file(path, size)
-    small_window(monkeypatch, path)
-    evict(path)
+    data = evicted_file(path, size, monkeypatch)
     step = 64 * KIB
     got = bytearray()
     async with aiofastread.open(path, "rb") as f:
@@ -237,9 +244,7 @@ async def test_a_random_reader_gets_no_readahead(
     recorded_jobs: list[tuple[int, int, int]],
 ) -> None:
     path = data_dir / "random.bin"
-    data = make_file(path, 4 * MIB)
-    small_window(monkeypatch, path)
-    evict(path)
+    data = evicted_file(path, 4 * MIB, monkeypatch)
     async with aiofastread.open(path, "rb") as f:
         for i in range(64):
             offset = (i * 7919 % 1000) * 4096
@@ -258,9 +263,7 @@ async def test_a_stream_that_turns_random_is_forgotten(
     if not reads_ahead(backend):
         pytest.skip("only the native backend reads ahead")
     path = data_dir / "mixed.bin"
-    make_file(path, 8 * MIB)
-    small_window(monkeypatch, path)
-    evict(path)
+    evicted_file(path, 8 * MIB, monkeypatch)
     async with aiofastread.open(path, "rb") as f:
         for _ in range(STREAK_MIN + 1):
             await f.read(64 * KIB)
@@ -286,10 +289,8 @@ async def test_readahead_stops_when_the_reader_stops_and_never_reads_a_closed_fd
         pytest.skip("only the native backend reads ahead")
     path = data_dir / "closed.bin"
     other = data_dir / "other.bin"
-    make_file(path, 8 * MIB)
+    evicted_file(path, 8 * MIB, monkeypatch)
     make_file(other, 8 * MIB)
-    small_window(monkeypatch, path)
-    evict(path)
     evict(other)
     f = await aiofastread.open(path, "rb")
     fd = f.fileno()
@@ -317,9 +318,7 @@ async def test_readahead_can_be_turned_off(
     recorded_jobs: list[tuple[int, int, int]],
 ) -> None:
     path = data_dir / "off.bin"
-    data = make_file(path, 2 * MIB)
-    small_window(monkeypatch, path)
-    evict(path)
+    data = evicted_file(path, 2 * MIB, monkeypatch)
     aiofastread.configure(readahead=False)
     try:
         async with aiofastread.open(path, "rb") as f:
