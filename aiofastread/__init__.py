@@ -10,6 +10,7 @@ from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
+from aiofastread._sendfile import sendfile
 from aiofastread.threadpool import (
     open,
     stderr,
@@ -29,6 +30,7 @@ __all__ = [
     "configure",
     "open",
     "reset_statistics",
+    "sendfile",
     "statistics",
     "stderr",
     "stderr_bytes",

@@ -104,6 +104,10 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     bb.functions["os.preadv"].can_block_in("aiofastread/_native.py", "_py_read_nowait")
     # detach() of an rb file: lseek(SEEK_SET) only sets the offset, no I/O.
     bb.functions["os.lseek"].can_block_in("aiofastread/_file.py", "detach")
+    # sendfile: os.sendfile only of ranges cachestat found resident, and
+    # close of a dup of a socket its transport still holds.
+    bb.functions["os.sendfile"].can_block_in("aiofastread/_sendfile.py", "_send_resident")
+    bb.functions["os.close"].can_block_in("aiofastread/_sendfile.py", "_close_dup")
     for key, func in bb.functions.items():
         if key.startswith("io."):
             func.can_block_predicate = _closed_file_cannot_block(func.can_block_predicate)
