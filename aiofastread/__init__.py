@@ -8,9 +8,12 @@ what aiofastread adds.
 from aiofastread import tempfile, threadpool
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager
+from aiofastread._path import Path
 from aiofastread._policy import FileStatistics
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
 from aiofastread._sendfile import sendfile
+from aiofastread._whole import copy, copyfile, write_bytes, write_text
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool import (
     open,
     stderr,
@@ -24,10 +27,14 @@ from aiofastread.threadpool import (
 __all__ = [
     "AiofilesContextManager",
     "AsyncBufferedReader",
+    "AsyncBufferedWriter",
     "FileStatistics",
+    "Path",
     "Statistics",
     "backend",
     "configure",
+    "copy",
+    "copyfile",
     "open",
     "reset_statistics",
     "sendfile",
@@ -40,4 +47,6 @@ __all__ = [
     "stdout_bytes",
     "tempfile",
     "threadpool",
+    "write_bytes",
+    "write_text",
 ]

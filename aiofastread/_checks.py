@@ -101,3 +101,17 @@ def lseek_restoring(fd: int, offset: int, whence: int) -> int:
         return os.lseek(fd, offset, whence)
     finally:
         os.lseek(fd, saved, os.SEEK_SET)
+
+
+def writable_view(buffer: object, what: str) -> memoryview:
+    """``buffer`` as a flat writable view of bytes, or io's TypeError
+    (``what``: the method's name, as io names it)."""
+    try:
+        view = memoryview(buffer)  # type: ignore[arg-type]
+    except TypeError:
+        view = None
+    if view is None or view.readonly:
+        raise TypeError(
+            f"{what}() argument must be read-write bytes-like object, not {type(buffer).__name__}"
+        )
+    return view.cast("B")

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Any
 
-from aiofastread import _native, _read
+from aiofastread import _budget, _native, _read
 from aiofastread._checks import (
     TRUSTED_SEEK_MAX,
     WHENCES,
@@ -28,6 +28,7 @@ from aiofastread._checks import (
     check_size,
     lseek_restoring,
     resolve_seek,
+    writable_view,
 )
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Decision, FileState, FileStatistics
@@ -39,6 +40,7 @@ BUFFER_SIZE = io.DEFAULT_BUFFER_SIZE
 
 _WARM = FileState.WARM
 _SEEK_SET = os.SEEK_SET
+_BUDGET = _budget.BUDGET
 
 
 class _FileLock(asyncio.Lock):
@@ -57,16 +59,44 @@ def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
     ``read`` writes this out (a call costs ~0.1 us against a ~1.6 us cached
     read); tests/test_inline_rule.py proves the two agree for every state.
     """
-    h = reader._h
-    if type(size) is not int or size <= 0:
+    if reader._win.data or reader._lock._locked:
         return False
-    if reader._win.data or h.closing or reader._lock._locked:
+    return pread_fast_path_takes(reader, size, reader._pos)
+
+
+def pread_fast_path_takes(reader: AsyncBufferedReader, size: object, offset: object) -> bool:
+    """Whether ``reader.pread(size, offset)`` is one preadv2(RWF_NOWAIT) at
+    once: the rule of ``fast_path_takes`` without the position's clauses
+    (a positional read needs no window and no lock), and with the
+    cooperative budget's (a task over it yields first: ``_budget``).
+    ``readinto``/``pread_into`` of a bytearray follow the same rules with
+    ``size = len(buffer)``."""
+    h = reader._h
+    if type(size) is not int or size <= 0 or type(offset) is not int or offset < 0:
+        return False
+    if h.closing or _budget.over():
         return False
     return (
         h.inode.state is _WARM
         and POLICY.decide(h.inode, size, direct_io=h.direct_io) is Decision.INLINE
-        and _read.lookahead_checked(h, reader._pos, size)
+        and _read.lookahead_checked(h, offset, size)
     )
+
+
+def _count_hit(h: FileHandle, end: int, size: int) -> None:
+    """The HIT bookkeeping of a fast path (``read`` and ``pread`` write it
+    out): Policy.record(HIT), where the stream ends, _read.yield_to_pool,
+    and the cooperative budget's charge (_budget.charge)."""
+    c = h.inode.counters
+    hits = c.inline_hits = c.inline_hits + 1
+    c.bytes_inline += size
+    h.seq_end = end
+    if not hits & 15 and h.pool.busy:
+        os.sched_yield()
+    b = _BUDGET
+    spent = b.spent = b.spent + size + 4000  # _budget.charge (4000: COST_PER_OP)
+    if spent > b.next:
+        _budget.crossed()
 
 
 class AsyncBufferedReader:
@@ -144,6 +174,7 @@ class AsyncBufferedReader:
         # proves both equal the rule for every state.
         h = self._h
         pos = self._pos
+        b = _BUDGET
         if (
             type(size) is int
             and 0 < size <= INLINE_MAX
@@ -154,6 +185,7 @@ class AsyncBufferedReader:
             and POLICY.enabled
             and not h.direct_io
             and (pos != h.seq_end or pos + size <= h.ahead_ok_to)
+            and b.ok  # else _read.read_at yields first (_budget)
         ):
             # Loaded, then called: a call straight off the Backend's slot
             # is not specialised by CPython 3.11 (~20 ns more a read).
@@ -168,6 +200,10 @@ class AsyncBufferedReader:
                 # saves a global lookup a read; the tests count the yields).
                 if not hits & 15 and h.pool.busy:
                     os.sched_yield()
+                # _budget.charge written out (4000: _budget.COST_PER_OP).
+                spent = b.spent = b.spent + size + 4000
+                if spent > b.next:
+                    _budget.crossed()
                 return got
             # A miss or a short read: finish without trying inline again
             # (on this kernel a second NOWAIT miss starts readahead again).
@@ -226,28 +262,101 @@ class AsyncBufferedReader:
             return data
 
     async def readinto(self, buffer: Any) -> int:
+        # The fast path for a bytearray (len() is its size in bytes): the
+        # kernel copies into the caller's buffer, nothing else copies.
+        # The rule is fast_path_takes' with size = len(buffer).
+        if type(buffer) is bytearray and not self._win.data and not self._lock._locked:
+            pos = self._pos
+            size = len(buffer)
+            got = self._inline_into(buffer, size, pos)
+            if got == size:
+                self._pos = pos + size
+                return size
+            if got is not None:  # a miss or a short read: the general path finishes
+                async with self._lock:
+                    return await self._finish_into(memoryview(buffer), got)
         return await self._readinto(buffer, "readinto")
+
+    async def _finish_into(self, view: memoryview, got: int) -> int:
+        """Finish a read into ``view`` at the position whose NOWAIT attempt
+        answered ``got`` (a short count or -errno); the lock is held."""
+        attempt: bytes | int = bytes(view[:got]) if got >= 0 else got
+        data = await _read.read_at(self._h, self._pos, len(view), attempt=attempt)
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    async def pread_into(self, buffer: Any, offset: int) -> int:
+        """Read into ``buffer`` (any writable bytes-like object) the file's
+        bytes at ``offset``, without moving the position; the count read
+        (fewer than ``len(buffer)`` only at EOF).
+
+        Not part of io, like ``pread``. A cached read goes straight into
+        the buffer (the kernel's copy only): for callers who reuse buffers.
+        """
+        got: int | None = None
+        if type(buffer) is bytearray:
+            got = self._inline_into(buffer, len(buffer), offset)
+            if got == len(buffer):
+                return got
+        view = writable_view(buffer, "pread_into")
+        offset = check_index(offset)
+        if offset < 0:
+            raise ValueError(f"pread_into offset must be non-negative, got {offset}")
+        self._check_open("read of closed file")
+        size = len(view)
+        if got is None and type(buffer) is not bytearray:
+            got = self._inline_into(view, size, offset)
+            if got == size:
+                return size
+        attempt: bytes | int | None = None
+        if got is not None:
+            attempt = bytes(view[:got]) if got >= 0 else got
+        data = await _read.read_at(self._h, offset, size, attempt=attempt)
+        view[: len(data)] = data
+        return len(data)
+
+    def _inline_into(self, buffer: Any, size: int, offset: int) -> int | None:
+        """One preadv2(RWF_NOWAIT) of ``size`` bytes at ``offset`` into
+        ``buffer`` if the rule (``pread_fast_path_takes``) allows it: what
+        it answered (bytes read, or -errno), with the HIT bookkeeping done
+        when all came; None if the rule sends the read the general way."""
+        h = self._h
+        b = _BUDGET
+        if (
+            0 < size <= INLINE_MAX
+            and type(offset) is int
+            and offset >= 0
+            and h.inode.state is _WARM
+            and not h.closing
+            and POLICY.enabled
+            and not h.direct_io
+            and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
+            and b.ok
+        ):
+            read_nowait_into = _native.backend.read_nowait_into
+            got = read_nowait_into(h.fd, buffer, size, offset)
+            if got == size:
+                _count_hit(h, offset + size, size)
+            return got
+        return None
 
     async def readinto1(self, buffer: Any) -> int:
         return await self._readinto(buffer, "readinto1")
 
     async def _readinto(self, buffer: Any, what: str) -> int:
-        try:
-            view = memoryview(buffer)
-        except TypeError:
-            raise TypeError(
-                f"{what}() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            ) from None
-        if view.readonly:
-            raise TypeError(
-                f"{what}() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            )
-        view = view.cast("B")
+        view = writable_view(buffer, what)
         self._check_open("readinto of closed file")
         async with self._lock:
             self._check_open("readinto of closed file")
+            if not self._win.data and what == "readinto":
+                # numpy arrays, mmaps, memoryviews: straight in when cached.
+                got = self._inline_into(view, len(view), self._pos)
+                if got is not None:
+                    if got == len(view):
+                        self._pos += got
+                        return got
+                    return await self._finish_into(view, got)
             data = await self._read_locked(len(view))
             view[: len(data)] = data
             return len(data)
@@ -354,6 +463,36 @@ class AsyncBufferedReader:
 
         Not part of io: safe to run from many tasks at once on one file.
         """
+        # The fast path: pread_fast_path_takes() written out (no position,
+        # no lock, no window), with read()'s HIT bookkeeping.
+        h = self._h
+        b = _BUDGET
+        if (
+            type(size) is int
+            and type(offset) is int
+            and 0 < size <= INLINE_MAX
+            and offset >= 0
+            and h.inode.state is _WARM
+            and not h.closing
+            and POLICY.enabled
+            and not h.direct_io
+            and (offset != h.seq_end or offset + size <= h.ahead_ok_to)
+            and b.ok
+        ):
+            read_nowait = _native.backend.read_nowait
+            got = read_nowait(h.fd, size, offset)
+            if type(got) is bytes and len(got) == size:
+                c = h.inode.counters
+                hits = c.inline_hits = c.inline_hits + 1
+                c.bytes_inline += size
+                h.seq_end = offset + size
+                if not hits & 15 and h.pool.busy:
+                    os.sched_yield()
+                spent = b.spent = b.spent + size + 4000
+                if spent > b.next:
+                    _budget.crossed()
+                return got
+            return await _read.read_at(h, offset, size, attempt=got)
         size = check_index(size)
         offset = check_index(offset)
         if size < 0:

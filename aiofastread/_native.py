@@ -40,6 +40,8 @@ _SCRATCH_SIZE: Final = 1 << 20
 _SYS_CACHESTAT: Final = 451
 
 ReadNowait = Callable[[int, int, int], "bytes | int"]
+# (fd, buffer, size, offset) -> bytes read into buffer[:size], or -errno.
+ReadNowaitInto = Callable[[int, Any, int, int], int]
 Cachestat = Callable[[int, int, int], "tuple[int, int] | int"]
 
 
@@ -116,6 +118,31 @@ def _capi_read_nowait() -> ReadNowait | None:
     return function
 
 
+def _cffi_read_nowait_into(fd: int, buffer: Any, size: int, offset: int) -> int:
+    """The inline read into any writable buffer: cffi's from_buffer pins it
+    and the kernel copies straight in (the C read_nowait_into hands every
+    buffer but a bytearray to this)."""
+    assert _native_cffi is not None
+    cbuf = _native_cffi.ffi.from_buffer("char[]", buffer, require_writable=True)
+    n: int = _native_cffi.lib.afr_pread_flags(fd, cbuf, size, offset, RWF_NOWAIT)
+    return n
+
+
+def _make_native_into() -> ReadNowaitInto:
+    """The C read_nowait_into when the module has it (a bytearray costs no
+    cffi conversion), else the cffi one; handed out as read_nowait is."""
+    assert _native_cffi is not None
+    ffi, lib = _native_cffi.ffi, _native_cffi.lib
+    if getattr(lib, "AFR_HAS_CAPI_READ", 0):
+        address = int(ffi.cast("uintptr_t", lib.afr_read_nowait_into_function()))
+        if address:
+            function: ReadNowaitInto = ctypes.cast(
+                ctypes.c_void_p(address), ctypes.py_object
+            ).value
+            return function
+    return _cffi_read_nowait_into
+
+
 def _make_native() -> tuple[ReadNowait, Cachestat | None]:
     assert _native_cffi is not None
     ffi, lib = _native_cffi.ffi, _native_cffi.lib
@@ -167,6 +194,14 @@ def _py_read_nowait(fd: int, size: int, offset: int) -> bytes | int:
     return bytes(view[:n])
 
 
+def _py_read_nowait_into(fd: int, buffer: Any, size: int, offset: int) -> int:
+    view = memoryview(buffer)
+    try:
+        return os.preadv(fd, [view[:size] if size < view.nbytes else view], offset, RWF_NOWAIT)
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
+
+
 class _CachestatRange(ctypes.Structure):
     _fields_ = [("off", ctypes.c_uint64), ("len", ctypes.c_uint64)]
 
@@ -215,6 +250,10 @@ def _refuse(fd: int, size: int, offset: int) -> bytes | int:
     return -errno.EOPNOTSUPP
 
 
+def _refuse_into(fd: int, buffer: Any, size: int, offset: int) -> int:
+    return -errno.EOPNOTSUPP
+
+
 def available() -> tuple[str, ...]:
     """Backends this interpreter and kernel can use, best first."""
     names = []
@@ -248,6 +287,7 @@ class Backend:
 
     name: str
     read_nowait: ReadNowait
+    read_nowait_into: ReadNowaitInto  # readinto/pread_into: the caller's buffer
     cachestat: Cachestat | None
     can_read_inline: bool  # False for "pool": read_nowait refuses every read
     # Misses read on the native miss pool's C threads: the native backend
@@ -255,7 +295,9 @@ class Backend:
     native_pool: bool
 
 
-backend: Backend = Backend("pool", _refuse, None, can_read_inline=False, native_pool=False)
+backend: Backend = Backend(
+    "pool", _refuse, _refuse_into, None, can_read_inline=False, native_pool=False
+)
 _native_pool_wanted = True  # configure(native_pool=), kept across use()
 
 
@@ -270,18 +312,23 @@ def use(name: str) -> None:
             f"(available: {', '.join(available())}; kernel {KERNEL[0]}.{KERNEL[1]})"
         )
     read_nowait: ReadNowait
+    read_nowait_into: ReadNowaitInto
     cachestat: Cachestat | None
     if name == "native":
         read_nowait, cachestat = _make_native()
+        read_nowait_into = _make_native_into()
         if cachestat is None:
             cachestat = _make_ctypes_cachestat()
     elif name == "python":
         read_nowait, cachestat = _py_read_nowait, _make_ctypes_cachestat()
+        read_nowait_into = _py_read_nowait_into
     else:
         read_nowait, cachestat = _refuse, _make_ctypes_cachestat()
+        read_nowait_into = _refuse_into
     backend = Backend(
         name,
         read_nowait,
+        read_nowait_into,
         cachestat,
         can_read_inline=name != "pool",
         native_pool=_native_pool_for(name),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from aiofastread import _native, _native_pool, _readahead
+from aiofastread import _budget, _native, _native_pool, _readahead
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
 from aiofastread._runtime import POLICY
@@ -212,6 +212,7 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
         return b"", False
     n = len(got)
     h.seq_end = offset + n
+    _budget.charge(n)
     if n == size:
         POLICY.record(st, Outcome.HIT, n)
         yield_to_pool(h, st.counters.inline_hits)
@@ -237,6 +238,8 @@ async def read_at(
     if size <= 0:
         return b""
     if attempt is None:
+        if _budget.over():  # before the read: a cancelled yield reads nothing
+            await _budget.pause()
         prefix, complete = try_inline(h, offset, size)
     else:
         follow_stream(h, offset, size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiofastread import _native, _policy, _pool, _readahead
+from aiofastread import _budget, _native, _policy, _pool, _readahead
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
 
@@ -27,6 +27,8 @@ class Statistics:
     readahead_jobs    ranges read ahead of streaming readers by the native pool
     readahead_bytes   bytes those ranges cover (docs/streams.md)
     tracked_files     inodes in the policy table
+    coop_yields       times a task yielded to the loop because its inline
+                      work used up the cooperative budget (coop_budget_us)
     """
 
     backend: str
@@ -46,6 +48,7 @@ class Statistics:
     tracked_files: int
     readahead_jobs: int
     readahead_bytes: int
+    coop_yields: int
 
 
 def statistics() -> Statistics:
@@ -69,6 +72,7 @@ def statistics() -> Statistics:
         tracked_files=len(POLICY),
         readahead_jobs=_readahead.jobs,
         readahead_bytes=_readahead.nbytes,
+        coop_yields=_budget.BUDGET.yields,
     )
 
 
@@ -77,6 +81,7 @@ def reset_statistics() -> None:
     POLICY.reset()
     _pool.default_pool().reset_counters()
     _readahead.reset_counters()
+    _budget.BUDGET.yields = 0
 
 
 def configure(
@@ -86,6 +91,8 @@ def configure(
     fast_path: bool | None = None,
     native_pool: bool | None = None,
     readahead: bool | None = None,
+    write_buffer_size: int | None = None,
+    coop_budget_us: float | None = None,
 ) -> None:
     """Tune the library for this process.
 
@@ -97,6 +104,11 @@ def configure(
                    miss pool's C threads (which need no GIL); for comparison
     readahead      False stops reading ahead of streaming readers
                    (docs/streams.md); for comparison
+    write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
+                   buffering= (default 128 KiB; see aiofastread/_writer.py)
+    coop_budget_us inline work (us, estimated) a task may do without
+                   suspending before its next inline operation yields to the
+                   loop once (default 1000); 0 turns the budget off
     """
     _pool.default_pool().configure(max_workers=max_workers, max_in_flight=max_in_flight)
     if fast_path is not None:
@@ -111,6 +123,12 @@ def configure(
         if not isinstance(readahead, bool):
             raise TypeError(f"readahead must be a bool, not {type(readahead).__name__}")
         _readahead.enabled = readahead
+    if write_buffer_size is not None:
+        from aiofastread import _writer  # imports _file, which imports this module
+
+        _writer.set_default_buffer_size(write_buffer_size)
+    if coop_budget_us is not None:
+        _budget.set_limit(coop_budget_us)
 
 
 def use_backend(name: str) -> None:

@@ -5,7 +5,12 @@ that is entirely in the page cache, the way a user would write it:
 
 ``raw``          ``os.pread(fd, n, off)``, called from a coroutine on the same
                  loop (the floor: one syscall, no event-loop machinery);
+``raw-preadv``   ``os.preadv(fd, [buf], off)`` into one reused bytearray (the
+                 floor of the ``*_into`` rows: no allocation, one copy);
 ``aiofastread``  ``await f.seek(off); await f.read(n)`` (inline preadv2 NOWAIT);
+``afr-pread``    ``await f.pread(n, off)`` (no position, no lock);
+``afr-readinto`` ``await f.seek(off); await f.readinto(buf)``, buf reused;
+``afr-pread_into`` ``await f.pread_into(buf, off)``, buf reused;
 ``executor``     ``await loop.run_in_executor(pool, os.pread, fd, n, off)``;
 ``aiofiles``     ``await f.seek(off); await f.read(n)`` with aiofiles 25.1.
 
@@ -104,7 +109,11 @@ BAR_RAW = 1.5
 GOAL_RAW = 1.3
 BAR_AIOFILES = 25.0
 
-ENGINES = ("raw", "aiofastread", "executor", "aiofiles")
+ENGINES = ("raw", "raw-preadv", "aiofastread", "afr-pread", "afr-readinto", "afr-pread_into",
+           "executor", "aiofiles")
+# Each engine's ratio is to the floor doing the same kind of read: a new
+# bytes object (os.pread) or a caller's reused buffer (os.preadv).
+REFERENCE = {"afr-readinto": "raw-preadv", "afr-pread_into": "raw-preadv"}
 LOOPS = ("asyncio", "uvloop")
 
 
@@ -257,6 +266,84 @@ class Aiofastread(Engine):
         await self.f.close()
 
 
+class RawPreadv(Engine):
+    name = "raw-preadv"
+    tracks_alias = False
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffers: dict[int, bytearray] = {}
+
+    async def read(self, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[: os.preadv(self.fd, [buf], offset)])
+
+    async def batch(self, size: int, offsets: Sequence[int], out: array[int]) -> int:
+        buf = self.buffers.setdefault(size, bytearray(size))
+        fd, preadv, clock, bufs = self.fd, os.preadv, time.perf_counter_ns, [buf]
+        for off in offsets:
+            t0 = clock()
+            preadv(fd, bufs, off)
+            t1 = clock()
+            out.append(t1 - t0)
+        return 0
+
+
+class AfrPread(Aiofastread):
+    name = "afr-pread"
+
+    async def read(self, size: int, offset: int) -> bytes:
+        return await self.f.pread(size, offset)
+
+    async def batch(self, size: int, offsets: Sequence[int], out: array[int]) -> int:
+        f, clock, hits = self.f, time.perf_counter_ns, 0
+        for off in offsets:
+            t0 = clock()
+            data = await f.pread(size, off)
+            t1 = clock()
+            out.append(t1 - t0)
+            hits += aliased(data_address(data), off)
+        return hits
+
+
+class AfrReadinto(Aiofastread):
+    name = "afr-readinto"
+    tracks_alias = False
+
+    async def read(self, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        await self.f.seek(offset)
+        return bytes(buf[: await self.f.readinto(buf)])
+
+    async def batch(self, size: int, offsets: Sequence[int], out: array[int]) -> int:
+        f, clock, buf = self.f, time.perf_counter_ns, bytearray(size)
+        for off in offsets:
+            t0 = clock()
+            await f.seek(off)
+            await f.readinto(buf)
+            t1 = clock()
+            out.append(t1 - t0)
+        return 0
+
+
+class AfrPreadInto(Aiofastread):
+    name = "afr-pread_into"
+    tracks_alias = False
+
+    async def read(self, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        return bytes(buf[: await self.f.pread_into(buf, offset)])
+
+    async def batch(self, size: int, offsets: Sequence[int], out: array[int]) -> int:
+        f, clock, buf = self.f, time.perf_counter_ns, bytearray(size)
+        for off in offsets:
+            t0 = clock()
+            await f.pread_into(buf, off)
+            t1 = clock()
+            out.append(t1 - t0)
+        return 0
+
+
 class Executor(Engine):
     name = "executor"
 
@@ -308,6 +395,11 @@ class Aiofiles(Engine):
         await self.f.close()
 
 
+AFR_ENGINES: dict[str, type[Aiofastread]] = {
+    cls.name: cls for cls in (Aiofastread, AfrPread, AfrReadinto, AfrPreadInto)
+}
+
+
 async def open_engines(
     names: Sequence[str], path: str, fd: int, pool: concurrent.futures.Executor
 ) -> dict[str, Engine]:
@@ -315,11 +407,13 @@ async def open_engines(
     for name in names:
         if name == "raw":
             engines[name] = Raw(fd)
-        elif name == "aiofastread":
+        elif name == "raw-preadv":
+            engines[name] = RawPreadv(fd)
+        elif name in AFR_ENGINES:
             f = await aiofastread.open(path, "rb")
             if not isinstance(f, aiofastread.AsyncBufferedReader):
                 raise TypeError(f"aiofastread.open(path, 'rb') returned {type(f).__name__}")
-            engines[name] = Aiofastread(f)
+            engines[name] = AFR_ENGINES[name](f)
         elif name == "executor":
             engines[name] = Executor(fd, pool)
         elif name == "aiofiles":
@@ -394,7 +488,7 @@ async def one_round(engines: dict[str, Engine], order: Sequence[str], size: int,
     for name in order:
         engine, cell = engines[name], cells[name]
         start = len(cell.samples)
-        before = aiofastread.statistics() if name == "aiofastread" else None
+        before = aiofastread.statistics() if name in AFR_ENGINES else None
         cell.alias_hits += await engine.batch(size, offsets[name], cell.samples)
         if before is not None:
             delta.add(before, aiofastread.statistics(), len(offsets[name]))
@@ -463,7 +557,7 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
     rows = []
     for (loop_name, size, name), cell in cells.items():
         ordered = sorted(cell.samples)
-        raw = cells.get((loop_name, size, "raw"))
+        raw = cells.get((loop_name, size, REFERENCE.get(name, "raw")))
         raw_median = statistics.median(raw.samples) if raw else 0.0
         median = statistics.median(ordered)
         row: dict[str, Any] = {
@@ -472,6 +566,7 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
             "p99_ns": percentile(ordered, 99), "mean_ns": statistics.fmean(ordered),
             "first_of_batch_median_ns": statistics.median(cell.first),
             "ratio_vs_raw": median / raw_median if raw_median else None,
+            "reference": REFERENCE.get(name, "raw"),
             "alias_share": (cell.alias_hits / len(ordered)
                             if ENGINE_CLASSES[name].tracks_alias else None),
         }
@@ -512,7 +607,9 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
 
 
 ENGINE_CLASSES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in (Raw, Aiofastread, Executor, Aiofiles)
+    cls.name: cls
+    for cls in (Raw, RawPreadv, Aiofastread, AfrPread, AfrReadinto, AfrPreadInto, Executor,
+                Aiofiles)
 }
 
 
@@ -542,7 +639,7 @@ def print_comparison(report: dict[str, Any], console: Console) -> None:
     rows = report["results"]
     for loop_name in report["config"]["loops"]:
         table = Table(title=f"Cached reads on {loop_name}: per-op latency, us "
-                            "(ratios are of medians, vs raw os.pread)")
+                            "(ratios are of medians, vs raw os.pread; *_into vs os.preadv)")
         for col in ("size", "engine", "median", "p99", "x raw", "per-round x raw p10-p90",
                     "1st of batch", "4K-alias ops"):
             table.add_column(col, justify="left" if col in ("size", "engine") else "right")

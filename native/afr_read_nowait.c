@@ -69,6 +69,76 @@ static PyMethodDef afr_read_nowait_def = {
     "prefix or EOF) or a negative errno (-EAGAIN: not cached)",
 };
 
+/* read_nowait_into(fd, buffer, size, offset) -> int: NOWAIT read of size
+ * bytes into a bytearray (the limited API of 3.10 reaches a bytearray's
+ * bytes, not a general buffer's: PyObject_GetBuffer is 3.11), n or -errno.
+ * Any other buffer goes to _native._cffi_read_nowait_into (ffi.from_buffer),
+ * looked up once. The kernel's copy is the only one (issue 11 item 3). */
+static PyObject *afr_into_fallback = NULL;
+
+static PyObject *afr_read_nowait_into_impl(PyObject *self, PyObject *argtuple)
+{
+    PyObject *buffer;
+    long fd;
+    Py_ssize_t size;
+    long long offset;
+    long n;
+    (void)self;
+    if (PyTuple_Size(argtuple) != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_nowait_into(fd, buffer, size, offset) takes 4 arguments");
+        return NULL;
+    }
+    buffer = PyTuple_GetItem(argtuple, 1);
+    if (!PyByteArray_Check(buffer)) {
+        if (afr_into_fallback == NULL) {
+            PyObject *mod = PyImport_ImportModule("aiofastread._native");
+            if (mod == NULL)
+                return NULL;
+            afr_into_fallback = PyObject_GetAttrString(mod, "_cffi_read_nowait_into");
+            Py_DECREF(mod);
+            if (afr_into_fallback == NULL)
+                return NULL;
+        }
+        return PyObject_CallObject(afr_into_fallback, argtuple);
+    }
+    fd = PyLong_AsLong(PyTuple_GetItem(argtuple, 0));
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    size = PyLong_AsSsize_t(PyTuple_GetItem(argtuple, 2));
+    if (size == -1 && PyErr_Occurred())
+        return NULL;
+    offset = PyLong_AsLongLong(PyTuple_GetItem(argtuple, 3));
+    if (offset == -1 && PyErr_Occurred())
+        return NULL;
+    if (size < 0 || offset < 0 || size > PyByteArray_Size(buffer)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "read_nowait_into: size must fit the buffer, offset must be >= 0");
+        return NULL;
+    }
+    n = afr_pread_flags((int)fd, PyByteArray_AsString(buffer), (size_t)size, offset, RWF_NOWAIT);
+    return PyLong_FromLong(n);
+}
+
+static PyMethodDef afr_read_nowait_into_def = {
+    "read_nowait_into",
+    (PyCFunction)(void (*)(void))afr_read_nowait_into_impl,
+    METH_VARARGS,
+    "read_nowait_into(fd, buffer, size, offset) -> bytes read into buffer[:size] "
+    "or a negative errno (-EAGAIN: not cached)",
+};
+
+static PyObject *afr_read_nowait_into_object = NULL;
+
+static void *afr_read_nowait_into_function(void)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    if (afr_read_nowait_into_object == NULL)
+        afr_read_nowait_into_object = PyCFunction_NewEx(&afr_read_nowait_into_def, NULL, NULL);
+    PyGILState_Release(gil);
+    return afr_read_nowait_into_object; /* one reference, held forever */
+}
+
 static PyObject *afr_read_nowait_object = NULL;
 
 static void *afr_read_nowait_function(void)
@@ -83,5 +153,6 @@ static void *afr_read_nowait_function(void)
 #define AFR_HAS_CAPI_READ 1
 #else
 static void *afr_read_nowait_function(void) { return NULL; }
+static void *afr_read_nowait_into_function(void) { return NULL; }
 #define AFR_HAS_CAPI_READ 0
 #endif

@@ -41,6 +41,9 @@ SOURCES: tuple[tuple[str, str], ...] = (
            NULL where there is no CPython C API (PyPy). A new reference is never
            handed out: the object lives as long as the process. */
         void *afr_read_nowait_function(void);
+        /* read_nowait_into(fd, buffer, size, offset) -> n or -errno, the
+           same way (a bytearray in C, other buffers through cffi). */
+        void *afr_read_nowait_into_function(void);
 
         static const int AFR_HAS_CAPI_READ;
         """,

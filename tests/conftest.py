@@ -102,6 +102,7 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
         )
     # The pure-Python fast path: preadv2(RWF_NOWAIT) never waits for I/O.
     bb.functions["os.preadv"].can_block_in("aiofastread/_native.py", "_py_read_nowait")
+    bb.functions["os.preadv"].can_block_in("aiofastread/_native.py", "_py_read_nowait_into")
     # detach() of an rb file: lseek(SEEK_SET) only sets the offset, no I/O.
     bb.functions["os.lseek"].can_block_in("aiofastread/_file.py", "detach")
     # sendfile: os.sendfile only of ranges cachestat found resident, and

@@ -33,7 +33,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 
 import aiofastread
-from aiofastread import _file, _native, _read
+from aiofastread import _budget, _file, _native, _read
 from aiofastread._policy import INLINE_MAX, Decision, FileState, InodeState, Outcome
 from aiofastread._runtime import POLICY
 from aiofastread._window import Window
@@ -72,6 +72,7 @@ def fast_state(**changes: Any) -> dict[str, Any]:
         "window": b"",
         "resident": frozenset(),
         "cachestat": True,
+        "over_budget": False,
     }
     s.update(changes)
     return s
@@ -93,6 +94,7 @@ EDGES = [
     fast_state(window=b"w"),
     fast_state(size_hint=65536, ahead_ok_to=0),  # the general path's only (below)
     fast_state(cachestat=False, ahead_ok_to=0),
+    fast_state(over_budget=True),
 ]
 
 
@@ -130,6 +132,7 @@ def file_states(draw: st.DrawFn, sizes: st.SearchStrategy[Any]) -> dict[str, Any
         # Resident pages, for the cachestat the rule may ask.
         "resident": draw(st.frozensets(st.integers(0, SPAN // PAGE), max_size=64)),
         "cachestat": not draw(rarely),  # cachestat(2) exists (Linux >= 6.5)
+        "over_budget": draw(rarely),  # the cooperative budget is spent
     }
 
 
@@ -141,6 +144,26 @@ def policy_enabled(enabled: bool) -> Iterator[None]:
         yield
     finally:
         POLICY.enabled = saved
+
+
+@contextlib.contextmanager
+def budget(over: bool) -> Iterator[None]:
+    """The cooperative budget at its default limit, spent or not."""
+    saved = _budget.BUDGET.limit
+    _budget.BUDGET.limit = _budget.DEFAULT_BUDGET_US * _budget.UNITS_PER_US
+    _budget._reset()
+    set_budget(over)
+    try:
+        yield
+    finally:
+        _budget.BUDGET.limit = saved
+        _budget._reset()
+
+
+def set_budget(over: bool) -> None:
+    _budget._reset()
+    if over:
+        _budget.charge(_budget.BUDGET.limit)
 
 
 @contextlib.contextmanager
@@ -169,6 +192,8 @@ def the_rule(s: dict[str, Any], inode: InodeState) -> bool:
     size = s["size"]
     if size <= 0 or s["window"] or s["closing"] or s["locked"]:
         return False  # nothing to read, the window serves it, or it waits/raises
+    if s["over_budget"]:
+        return False  # the general path's read_at yields to the loop first
     h = types.SimpleNamespace(
         inode=inode,
         fd=-1,
@@ -217,7 +242,7 @@ def test_fast_path_condition_is_the_rule(s: dict[str, Any]) -> None:
     # Only an inline HIT makes a file WARM, and switching backends clears
     # the table: a backend that cannot read inline never sees WARM.
     assume(_native.backend.can_read_inline or s["state"] is not FileState.WARM)
-    with policy_enabled(s["enabled"]):
+    with policy_enabled(s["enabled"]), budget(s["over_budget"]):
         fast = _file.fast_path_takes(fake_reader(s, inode_in(s)), s["size"])
         rule = the_rule(s, inode_in(s))
     assert not fast or rule  # what the fast path takes, the rule reads at once
@@ -267,7 +292,13 @@ class Fakes:
         self.general: list[str] = []
         self.yields = 0
         mp.setattr(
-            _native, "backend", dataclasses.replace(_native.backend, read_nowait=self.read_nowait)
+            _native,
+            "backend",
+            dataclasses.replace(
+                _native.backend,
+                read_nowait=self.read_nowait,
+                read_nowait_into=self.read_nowait_into,
+            ),
         )
         mp.setattr(_read, "read_at", self.read_at)
         mp.setattr(_read, "read_to_eof", self.read_to_eof)
@@ -276,6 +307,11 @@ class Fakes:
     def read_nowait(self, fd: int, size: int, offset: int) -> bytes:
         self.nowait.append((size, offset))
         return b"n" * size
+
+    def read_nowait_into(self, fd: int, buffer: Any, size: int, offset: int) -> int:
+        self.nowait.append((size, offset))
+        memoryview(buffer)[:size] = b"n" * size
+        return size
 
     async def read_at(self, h: Any, offset: int, size: int, attempt: Any = None) -> bytes:
         self.general.append("read_at")
@@ -289,23 +325,51 @@ class Fakes:
         self.yields += 1
 
 
-def read_once(
-    loop: asyncio.AbstractEventLoop, f: aiofastread.AsyncBufferedReader, size: Any, locked: bool
-) -> bool:
-    """Run ``f.read(size)`` (another task holding the file's lock if
-    ``locked``); what ``fast_path_takes`` predicted just before it."""
+# Each fast path, the rule it mirrors, and whether it moves the position.
+METHODS = ("read", "readinto", "pread", "pread_into")
 
-    async def go() -> bool:
-        if locked:
+
+def call(f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int) -> Any:
+    if method == "read":
+        return f.read(size)
+    if method == "readinto":
+        return f.readinto(bytearray(size))
+    if method == "pread":
+        return f.pread(size, pos)
+    return f.pread_into(bytearray(size), pos)
+
+
+def predict(f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int) -> bool:
+    if method in ("read", "readinto"):
+        return _file.fast_path_takes(f, size)
+    return _file.pread_fast_path_takes(f, size, pos)
+
+
+def call_once(
+    loop: asyncio.AbstractEventLoop,
+    f: aiofastread.AsyncBufferedReader,
+    method: str,
+    s: dict[str, Any],
+    fakes: Fakes,
+) -> tuple[bool, int, int]:
+    """Run the method once (another task holding the file's lock if
+    ``locked``, the budget spent if ``over_budget``): what the rule
+    predicted just before it, the NOWAIT reads its first step made (the
+    fast path, whole) and the budget spent after that step."""
+
+    async def go() -> tuple[bool, int, int]:
+        if s["locked"]:
             await f._lock.acquire()
-        predicted = _file.fast_path_takes(f, size)
-        task = asyncio.ensure_future(f.read(size))
-        await asyncio.sleep(0)  # the read's first step: the fast path, whole
-        if locked:
+        set_budget(s["over_budget"])  # here: a reset pending on the loop ran
+        predicted = predict(f, method, s["size"], s["pos"])
+        task = asyncio.ensure_future(call(f, method, s["size"], s["pos"]))
+        await asyncio.sleep(0)  # the call's first step
+        first_step = (predicted, len(fakes.nowait), _budget.BUDGET.spent)
+        if s["locked"]:
             f._lock.release()
         with contextlib.suppress(ValueError, TypeError):
             await task
-        return predicted
+        return first_step
 
     return loop.run_until_complete(go())
 
@@ -314,21 +378,29 @@ def read_once(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
+    method=st.sampled_from(METHODS),
     s=file_states(st.one_of(int_sizes, odd_sizes)),
     hits=st.integers(0, 64),
     pool_busy=st.booleans(),
 )
-@example(s=fast_state(), hits=15, pool_busy=True)  # the 16th hit yields
-@example(s=fast_state(), hits=31, pool_busy=True)
-@example(s=fast_state(), hits=14, pool_busy=True)
-@example(s=fast_state(), hits=15, pool_busy=False)
-@with_edges_and(hits=3, pool_busy=False)
-def test_read_takes_the_fast_path_exactly_when_the_condition_says(
+@example(method="read", s=fast_state(), hits=15, pool_busy=True)  # the 16th hit yields
+@example(method="pread", s=fast_state(), hits=31, pool_busy=True)
+@example(method="readinto", s=fast_state(), hits=14, pool_busy=True)
+@example(method="pread_into", s=fast_state(), hits=15, pool_busy=False)
+@with_edges_and(method="read", hits=3, pool_busy=False)
+@with_edges_and(method="pread", hits=3, pool_busy=False)
+@with_edges_and(method="readinto", hits=3, pool_busy=False)
+@with_edges_and(method="pread_into", hits=3, pool_busy=False)
+def test_each_fast_path_is_taken_exactly_when_its_condition_says(
     opened: tuple[asyncio.AbstractEventLoop, aiofastread.AsyncBufferedReader],
+    method: str,
     s: dict[str, Any],
     hits: int,
     pool_busy: bool,
 ) -> None:
+    size = s["size"]
+    # readinto/pread_into take a buffer: its length is the size.
+    assume(method in ("read", "pread") or (type(size) is int and 0 <= size <= INLINE_MAX + 2))
     loop, f = opened
     h = f._h
     inode = h.inode
@@ -339,7 +411,7 @@ def test_read_takes_the_fast_path_exactly_when_the_condition_says(
     h.closing, h.direct_io = s["closing"], s["direct_io"]
     f._pos = s["pos"]
     f._win.set(s["pos"], s["window"])
-    with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]):
+    with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]), budget(False):
         fakes = Fakes(mp)
         mp.setattr(h, "pool", types.SimpleNamespace(busy=pool_busy))
         reference = inode_in(s)
@@ -347,13 +419,12 @@ def test_read_takes_the_fast_path_exactly_when_the_condition_says(
         reference.hit_ratio = inode.hit_ratio
         bytes_before = inode.counters.bytes_inline
         try:
-            predicted = read_once(loop, f, s["size"], s["locked"])
+            predicted, nowait_reads, spent = call_once(loop, f, method, s, fakes)
         finally:
             h.closing = False
-    took_fast = bool(fakes.nowait)
+    took_fast = nowait_reads > 0
     assert took_fast == predicted
     if took_fast:
-        size = s["size"]
         assert fakes.nowait == [(size, s["pos"])]
         assert not fakes.general
         # The HIT bookkeeping written out equals the policy's and yield_to_pool's.
@@ -367,6 +438,26 @@ def test_read_takes_the_fast_path_exactly_when_the_condition_says(
             reference.hit_ratio,
             reference.hits_folded,
         )
-        assert f._pos == h.seq_end == s["pos"] + size
+        assert h.seq_end == s["pos"] + size
+        moves = method in ("read", "readinto")
+        assert f._pos == s["pos"] + size if moves else f._pos == s["pos"]
         yielded = not reference.counters.inline_hits & _read.YIELD_EVERY_MASK and pool_busy
         assert fakes.yields == int(yielded)
+        # ...and _budget.charge's: one inline operation of ``size`` bytes.
+        assert spent == _budget.cost(size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=file_states(int_sizes))
+@with_edges_and()
+def test_pread_condition_is_the_rule_without_the_position(s: dict[str, Any]) -> None:
+    """pread needs no window and no lock: its rule is read's without them."""
+    assume(_native.backend.can_read_inline or s["state"] is not FileState.WARM)
+    with policy_enabled(s["enabled"]), budget(s["over_budget"]):
+        fast = _file.pread_fast_path_takes(fake_reader(s, inode_in(s)), s["size"], s["pos"])
+        positional = dict(s, window=b"", locked=False)
+        rule = the_rule(positional, inode_in(s))
+    if s["state"] is FileState.WARM:
+        assert fast == (rule and not general_path_only(s))
+    else:
+        assert not fast

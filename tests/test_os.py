@@ -17,7 +17,9 @@ from blockbuster import BlockBuster
 
 import aiofastread.os as aos
 import aiofastread.ospath
-from aiofastread import _pool
+from aiofastread import _iterate, _pool
+from tests.conftest import open_fd_count, until
+from tests.trees import cancel_while_iterating, make_big_dir, make_tree
 
 if TYPE_CHECKING:
     import pathlib
@@ -30,7 +32,12 @@ ADDED = ("lstat", "chmod", "fsync", "fdatasync", "utime")
 # aiofiles.os wraps these only where os has them (hasattr checks).
 PLATFORM_DEPENDENT = ("link", "sendfile", "statvfs", "fdatasync")
 # Public members that are not coroutine functions.
-NOT_WRAPPED = {"path": types.ModuleType, "wrap": types.FunctionType}
+NOT_WRAPPED = {"path": types.ModuleType, "wrap": types.FunctionType, "Scandir": type}
+# Plain functions wrapping os' function of that name: scandir returns a
+# coroutine that is also async-iterable, walk an async iterator.
+NOT_COROUTINE_FUNCTIONS = ("scandir", "walk")
+# What we add to aiofiles.os that is not a wrapped os function.
+ADDED_ITERATORS = ("walk",)
 
 
 def _public(module: types.ModuleType) -> list[str]:
@@ -105,6 +112,15 @@ def test_every_aiofiles_name_is_ours() -> None:
 @pytest.mark.parametrize("name", _public(aiofiles.os))
 def test_same_kind_and_signature_as_aiofiles(name: str) -> None:
     theirs, ours = getattr(aiofiles.os, name), getattr(aos, name)
+    if name in NOT_COROUTINE_FUNCTIONS:
+        # create_task/gather/await take what it returns as they take theirs
+        assert inspect.iscoroutinefunction(theirs)
+        coroutine = ours(".")
+        assert asyncio.iscoroutine(coroutine)
+        assert ours.__name__ == theirs.__name__
+        assert ours.__wrapped__ is theirs.__wrapped__
+        assert inspect.signature(ours) == inspect.signature(theirs)
+        return
     assert inspect.iscoroutinefunction(ours) == inspect.iscoroutinefunction(theirs)
     if inspect.iscoroutinefunction(theirs):
         assert ours.__name__ == theirs.__name__
@@ -128,11 +144,14 @@ def test_all_is_true(no_blocking_on_loop: BlockBuster) -> None:
         member = getattr(aos, name)
         if name in NOT_WRAPPED:
             assert isinstance(member, NOT_WRAPPED[name]), name
+        elif name in NOT_COROUTINE_FUNCTIONS:
+            assert inspect.isfunction(member), name
+            assert member.__wrapped__ is getattr(os, name), name
         else:
             assert inspect.iscoroutinefunction(member), name
             assert member.__wrapped__ is getattr(os, name), name
     wrapped = {n for n in _public(aos) if inspect.iscoroutinefunction(getattr(aos, n))}
-    assert wrapped == set(aos.__all__) - set(NOT_WRAPPED)
+    assert wrapped == set(aos.__all__) - set(NOT_WRAPPED) - set(NOT_COROUTINE_FUNCTIONS)
 
 
 def test_added_names_and_platform_conditions() -> None:
@@ -142,7 +161,7 @@ def test_added_names_and_platform_conditions() -> None:
         assert (name in aos.__all__) == hasattr(os, name), name
         assert hasattr(aos, name) == hasattr(os, name), name
     extra = set(aos.__all__) - set(aiofiles.os.__all__)
-    assert extra == {name for name in ADDED if hasattr(os, name)}
+    assert extra == {name for name in ADDED if hasattr(os, name)} | set(ADDED_ITERATORS)
 
 
 def test_path_is_our_ospath_and_wrap_is_shared() -> None:
@@ -414,3 +433,145 @@ async def test_bad_fd_raises_oserror(fd_pair: tuple[int, int]) -> None:
     closed = os.dup(src)
     os.close(closed)
     await assert_same_error(aos.fsync, os.fsync, closed)
+
+
+# -- async iterators: scandir and walk -------------------------------------------
+
+
+def _entry_facts(entry: os.DirEntry[str]) -> tuple[object, ...]:
+    return (
+        entry.name,
+        entry.path,
+        entry.is_dir(),
+        entry.is_file(),
+        entry.is_symlink(),
+        entry.is_dir(follow_symlinks=False),
+        entry.inode(),
+    )
+
+
+@pytest.mark.asyncio
+async def test_scandir_iterates_as_os_scandir_in_two_hops(tmp_path: pathlib.Path) -> None:
+    make_tree(tmp_path)
+    before = _submissions()
+    ours = [_entry_facts(entry) async for entry in aos.scandir(tmp_path)]
+    # one hop opens the directory, one reads all of it (fewer than a batch)
+    assert _submissions() == before + 2
+    with os.scandir(tmp_path) as entries:
+        theirs = [_entry_facts(entry) for entry in entries]
+    assert sorted(ours) == sorted(theirs)
+    assert len(ours) == len(os.listdir(tmp_path)) > 5
+
+
+@pytest.mark.asyncio
+async def test_scandir_reads_a_batch_per_hop(tmp_path: pathlib.Path) -> None:
+    count = 2 * _iterate.DEFAULT_BATCH + 7
+    for number in range(count):
+        (tmp_path / f"f{number}").write_bytes(b"")
+    before = _submissions()
+    names = [entry.name async for entry in aos.scandir(str(tmp_path))]
+    assert sorted(names) == sorted(os.listdir(tmp_path))
+    assert _submissions() == before + 1 + 3  # open, then 256 + 256 + 7
+
+
+@pytest.mark.asyncio
+async def test_scandir_of_bytes_and_of_a_missing_directory(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "x").write_bytes(b"")
+    assert [entry.name async for entry in aos.scandir(bytes(tmp_path))] == [b"x"]
+    missing = tmp_path / "missing"
+    with pytest.raises(FileNotFoundError) as got:
+        async for _ in aos.scandir(missing):
+            pass
+    assert got.value.filename == str(missing)
+
+
+@pytest.mark.asyncio
+async def test_scandir_awaited_is_aiofiles_and_a_task_can_run_it(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "x").write_bytes(b"")
+    task = asyncio.create_task(aos.scandir(tmp_path))
+    with await task as entries:
+        assert type(entries).__name__ == "ScandirIterator"
+        assert [entry.name for entry in entries] == ["x"]
+
+
+@pytest.fixture
+def big_dir(tmp_path: pathlib.Path) -> pathlib.Path:
+    return make_big_dir(tmp_path)
+
+
+@pytest.mark.asyncio
+async def test_scandir_left_early_closes_the_directory(
+    big_dir: pathlib.Path, fd_leak_check: None
+) -> None:
+    before = open_fd_count()
+    async with aos.scandir(big_dir) as entries:
+        async for _ in entries:
+            assert open_fd_count() == before + 1  # the directory is open
+            break
+    await until(lambda: _pool.default_pool().statistics().in_flight == 0, "the close")
+    assert open_fd_count() == before
+
+
+@pytest.mark.asyncio
+async def test_scandir_cancelled_mid_iteration_leaks_nothing(
+    big_dir: pathlib.Path, fd_leak_check: None
+) -> None:
+    before = open_fd_count()
+
+    def directory_is_open() -> None:
+        assert open_fd_count() == before + 1
+
+    await cancel_while_iterating(lambda: aos.scandir(big_dir).__aiter__(), directory_is_open)
+
+
+def _walk_sorted(steps: list[tuple[Any, list[Any], list[Any]]]) -> list[tuple[Any, ...]]:
+    return sorted((top, sorted(dirs), sorted(files)) for top, dirs, files in steps)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("topdown", [True, False])
+@pytest.mark.parametrize("followlinks", [False, True])
+async def test_walk_matches_os_walk(
+    tmp_path: pathlib.Path, topdown: bool, followlinks: bool
+) -> None:
+    make_tree(tmp_path)
+    ours = [step async for step in aos.walk(tmp_path, topdown, followlinks=followlinks)]
+    theirs = list(os.walk(tmp_path, topdown, followlinks=followlinks))
+    assert ours == theirs  # same order too: the same generator runs
+    assert _walk_sorted(ours) == _walk_sorted(theirs)
+
+
+@pytest.mark.asyncio
+async def test_walk_top_down_takes_a_hop_per_directory_and_can_be_pruned(
+    tmp_path: pathlib.Path,
+) -> None:
+    make_tree(tmp_path)
+    before = _submissions()
+    visited = []
+    async for top, dirnames, _ in aos.walk(str(tmp_path)):
+        visited.append(os.path.relpath(top, tmp_path))
+        if "sub" in dirnames:
+            dirnames.remove("sub")  # not entered: no sub, no sub/deeper
+    assert sorted(visited) == sorted([".", "empty", "\u65e5\u672c"])
+    assert _submissions() == before + len(visited) + 1  # + the hop that finds the end
+
+
+@pytest.mark.asyncio
+async def test_walk_errors_go_to_onerror_as_in_os_walk(tmp_path: pathlib.Path) -> None:
+    missing = tmp_path / "missing"
+    errors: list[OSError] = []
+    assert [step async for step in aos.walk(missing, onerror=errors.append)] == []
+    assert len(errors) == 1
+    assert isinstance(errors[0], FileNotFoundError)
+    assert errors[0].filename == str(missing)
+    assert [step async for step in aos.walk(missing)] == []
+
+
+@pytest.mark.asyncio
+async def test_walk_left_early_leaks_nothing(tmp_path: pathlib.Path, fd_leak_check: None) -> None:
+    make_tree(tmp_path)
+    walked = aos.walk(tmp_path)
+    async for _ in walked:
+        break
+    await walked.aclose()
+    await until(lambda: _pool.default_pool().statistics().in_flight == 0, "the close")

@@ -361,7 +361,12 @@ async def test_enospc_on_write_flush_and_close_matches_cpython(
     if backend != "native":
         pytest.skip("writes take the same path on every read backend: once is enough")
     mode, leave, steps = ENOSPC_CASES[case]
-    kwargs: dict[str, Any] = {"encoding": "utf-8"} if "b" not in mode else {}
+    # Binary files: CPython's default buffer (st_blksize) on both sides; the
+    # writer's own default is larger, and errors land where a BufferedWriter
+    # of the same size reports them (tests/test_writer_differential.py).
+    kwargs: dict[str, Any] = (
+        {"encoding": "utf-8"} if "b" not in mode else {"buffering": tiny_fs.stat().st_blksize}
+    )
     runs: list[tuple[list[Outcome], bool, bytes]] = []
     for which in ("cpython", "aiofastread"):
         path = tiny_fs / f"{case}-{which}"

@@ -113,9 +113,14 @@ def test_member_lists(theirs: type, ours: type, async_: Any, sync: Any, props: A
     # The named data is aiofiles' surface...
     assert surface(theirs) == (set(async_), set(sync), set(props))
     # ...and ours has it, sync where theirs is sync (extras are allowed only
-    # on the hand-written reader: readall, readinto1, pread, statistics).
+    # on the hand-written reader: readall, readinto1, pread, pread_into,
+    # statistics).
     ours_async, ours_sync, ours_props = surface(ours)
-    extras = {"readall", "readinto1", "pread"} if ours is _file.AsyncBufferedReader else set()
+    extras = (
+        {"readall", "readinto1", "pread", "pread_into"}
+        if ours is _file.AsyncBufferedReader
+        else set()
+    )
     assert ours_async - extras == set(async_)
     assert ours_sync - {"statistics", "register"} == set(sync)
     assert ours_props == set(props)

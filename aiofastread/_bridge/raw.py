@@ -21,7 +21,13 @@ from typing import Any
 
 import greenlet
 
-from aiofastread._checks import c_integer, check_limit, lseek_restoring, resolve_seek
+from aiofastread._checks import (
+    c_integer,
+    check_limit,
+    lseek_restoring,
+    resolve_seek,
+    writable_view,
+)
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX
 from aiofastread._read import (
@@ -134,17 +140,9 @@ class BridgeRaw(io.RawIOBase):
     # -- reading ---------------------------------------------------------------
 
     def readinto(self, buffer: Any) -> int:
-        try:
-            view = memoryview(buffer)
-        except TypeError:
-            view = None
-        if view is None or view.readonly:
-            raise TypeError(
-                "readinto() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            )
+        view = writable_view(buffer, "readinto")
         self._check_readable()
-        return self._read_into(view.cast("B"))
+        return self._read_into(view)
 
     def read(self, size: int | None = -1) -> bytes:
         n = check_limit(size)

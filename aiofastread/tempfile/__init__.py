@@ -26,6 +26,7 @@ from aiofastread._open import (
     is_plain_binary_read,
     run_undoing_late,
 )
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.tempfile.temptypes import AsyncSpooledTemporaryFile, AsyncTemporaryDirectory
 from aiofastread.threadpool._make import make_async
 from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
@@ -280,8 +281,12 @@ async def _temporary_file(
         if f is not base:
             # The wrapper keeps deleting (after our close), never closing.
             f.file = f._closer.file = _TakenOver()
-            assert isinstance(result._runner, Bridge)
-            result._runner.after_close = f.close
+            made: object = result
+            if isinstance(made, AsyncBufferedWriter):  # "wb", "ab", "xb"
+                made.after_close = f.close
+            else:
+                assert isinstance(result._runner, Bridge)
+                result._runner.after_close = f.close
     if f is not base:
         result._tempfile = f  # type: ignore[attr-defined]
         # What aiofiles copies onto the object it returns.

@@ -1,7 +1,8 @@
 """``make_async``: the async object for what ``open()`` (or ``tempfile``) opened.
 
 One place picks it, on the loop, with no I/O: ``"rb"`` on a regular file
-gets our hand-written reader (``_file``); every other mode on a regular
+gets our hand-written reader (``_file``), ``"wb"``/``"ab"``/``"xb"`` our
+writer (``_writer``); every other mode on a regular
 file CPython's own io stack over our raw (``_bridge``), inside the
 aiofiles class for the stack's top; anything else (pipes, ttys, what a
 patched ``sync_open`` returned) aiofiles' ``wrap``.
@@ -17,6 +18,7 @@ from aiofastread._file import AsyncBufferedReader as HandWrittenReader
 from aiofastread._handle import FileHandle
 from aiofastread._open import Opened, is_plain_binary_read
 from aiofastread._runtime import POLICY
+from aiofastread._writer import is_plain_binary_write, open_writer
 from aiofastread.threadpool._wrap import wrap
 from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
 from aiofastread.threadpool.text import AsyncTextIOWrapper
@@ -65,6 +67,10 @@ def make_async(
         )
         reader._pos = opened.pos  # an inherited fd may not be at offset 0
         return reader
+    if is_plain_binary_write(mode, buffering) and type(opened.obj) is io.BufferedWriter:
+        return open_writer(
+            opened, inode, buffering=buffering, pool=pool, loop=loop, executor=executor
+        )
     bridge = bridge_opened(
         opened.obj,
         inode,

@@ -11,6 +11,7 @@ import io
 from typing import TYPE_CHECKING, Any
 
 from aiofastread._file import AsyncBufferedReader as HandWrittenReader
+from aiofastread._writer import AsyncBufferedWriter
 from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
 
 if TYPE_CHECKING:
@@ -200,3 +201,5 @@ class AsyncIndirectFileIO(AsyncIndirectBase[bytes], AsyncFileIO):
 # open(path, "rb") returns aiofastread's own reader; isinstance checks
 # written against aiofiles' class should still pass.
 AsyncBufferedReader.register(HandWrittenReader)
+# and "wb"/"ab"/"xb" the hand-written writer.
+AsyncBufferedIOBase.register(AsyncBufferedWriter)
