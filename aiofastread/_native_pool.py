@@ -254,14 +254,15 @@ def configure_readahead(max_jobs: int = 0, max_bytes: int = 0) -> None:
         _lib.afr_readahead_configure(max_jobs, max_bytes)
 
 
-def submit_readahead(fd: int, offset: int, length: int) -> bool:
+def submit_readahead(fd: int, offset: int, length: int, piece: int) -> bool:
     """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
-    (native/afr_readahead.c: on a dup of ``fd``, waking no loop). False when
+    (native/afr_readahead.c: on a dup of ``fd``, waking no loop), asked of
+    the kernel ``piece`` bytes at a time on ``piece`` boundaries. False when
     the C pool refused it: over its process-wide bounds, no thread, no fd
     left for the dup. Never blocks."""
     if _lib is None:
         return False
-    return bool(_lib.afr_submit_readahead(fd, offset, length) == 0)
+    return bool(_lib.afr_submit_readahead(fd, offset, length, piece) == 0)
 
 
 def readahead_in_flight() -> tuple[int, int]:

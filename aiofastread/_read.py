@@ -31,6 +31,9 @@ READALL_STEP = 256 << 10
 # largest seen here (vda; loop devices 128 KiB).
 DEFAULT_READAHEAD = 8 << 20
 _readahead_by_dev: dict[int, int] = {}
+# The largest request each device takes (max_sectors_kb; 0: unknown): the
+# readahead jobs ask for ranges in multiples of it (_stream.piece_for).
+_request_by_dev: dict[int, int] = {}
 
 
 def learn_readahead(dev: int) -> None:
@@ -38,18 +41,27 @@ def learn_readahead(dev: int) -> None:
     if dev in _readahead_by_dev:
         return
     major, minor = os.major(dev), os.minor(dev)
+    _request_by_dev[dev] = _sysfs_kb(
+        f"/sys/dev/block/{major}:{minor}/queue/max_sectors_kb",
+        f"/sys/dev/block/{major}:{minor}/../queue/max_sectors_kb",  # a partition: its disk's
+    )
     # A bdi per whole disk and per virtual filesystem; a partition's is its disk's.
-    for path in (
+    window = _sysfs_kb(
         f"/sys/class/bdi/{major}:{minor}/read_ahead_kb",
         f"/sys/dev/block/{major}:{minor}/../queue/read_ahead_kb",
-    ):
+    )
+    _readahead_by_dev[dev] = max(window, 4 << 10) if window else DEFAULT_READAHEAD
+
+
+def _sysfs_kb(*paths: str) -> int:
+    """Blocking: the first of ``paths`` that holds a number of KiB, in bytes; 0 if none."""
+    for path in paths:
         try:
             with open(path, "rb") as f:
-                _readahead_by_dev[dev] = max(int(f.read()), 4) << 10
-                return
+                return int(f.read()) << 10
         except (OSError, ValueError):
             continue
-    _readahead_by_dev[dev] = DEFAULT_READAHEAD
+    return 0
 
 
 def lookahead(h: FileHandle) -> int:
@@ -63,8 +75,9 @@ def follow_stream(h: FileHandle, offset: int, size: int) -> None:
     the fast path off: readahead feeds inline reads, and the thread-pool
     baseline (configure(fast_path=False)) must stay one."""
     if (offset == h.seq_end or h.stream is not None) and POLICY.enabled:
-        window = _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
-        _readahead.note(h, offset, size, window, 2 * window)
+        dev = h.inode.key[0]
+        window = _readahead_by_dev.get(dev, DEFAULT_READAHEAD)
+        _readahead.note(h, offset, size, window, _request_by_dev.get(dev, 0))
 
 
 def pread_full(fd: int, size: int, offset: int) -> bytes:

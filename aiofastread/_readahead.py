@@ -32,9 +32,11 @@ jobs = 0
 nbytes = 0
 
 
-def note(h: FileHandle, offset: int, size: int, window: int, lookahead: int) -> None:
+def note(h: FileHandle, offset: int, size: int, window: int, request: int) -> None:
     """A read of ``size`` bytes at ``offset`` starts on ``h`` (loop thread):
-    follow its stream and ask for the ranges ahead of it."""
+    follow its stream and ask for the ranges ahead of it. ``window`` is the
+    device's readahead window (the lookahead is two), ``request`` the largest
+    request it takes (0: unknown)."""
     global jobs, nbytes
     stream = h.stream = _stream.observe(h.stream, offset, h.seq_end, time.monotonic_ns())
     if (
@@ -45,11 +47,17 @@ def note(h: FileHandle, offset: int, size: int, window: int, lookahead: int) -> 
         or not _native.backend.native_pool
     ):
         return
+    piece = _stream.piece_for(request)
     plan = _stream.plan(
-        stream, offset + size, window=window, lookahead=lookahead, size_hint=h.size_hint
+        stream,
+        offset + size,
+        window=window,
+        lookahead=2 * window,
+        size_hint=h.size_hint,
+        piece=piece,
     )
     for start, length in plan:
-        if not _native_pool.submit_readahead(h.fd, start, length):
+        if not _native_pool.submit_readahead(h.fd, start, length, piece):
             break  # over the process-wide bound: asked again at the next read
         _stream.submitted(stream, start, length)
         jobs += 1

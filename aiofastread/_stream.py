@@ -14,8 +14,8 @@ The window ahead of a reader at ``end`` (the end of its current read)::
      the read to go      the reader's rate, at most
      inline (_read)      AHEAD_CHUNKS_MAX chunks
 
-Jobs are whole chunks from ``ahead_to`` on, never past the size known
-(``size_hint``). A read that does not start where the last one ended
+Jobs are chunks from ``ahead_to`` on, on chunk boundaries, never past the
+size known (``size_hint``). A read that does not start where the last one ended
 forgets the stream: a reader that turned random gets no readahead.
 """
 
@@ -59,9 +59,26 @@ class Stream:
     rate: float = 0.0  # bytes/s, decaying average
 
 
-def chunk_for(window: int) -> int:
-    """One job's bytes for a device whose readahead window is ``window``."""
-    return min(max(window, CHUNK_MIN), CHUNK_MAX)
+# The kernel reads an advised range in steps of this many bytes
+# (force_page_cache_ra), each split into the device's largest requests.
+KERNEL_STEP: Final = 2 << 20
+
+
+def piece_for(request: int) -> int:
+    """How many bytes a job advises at a time, on multiples of it, for a
+    device whose largest request is ``request`` bytes (0: unknown): the
+    most whole requests in one kernel step, so every request is full-size
+    (native/afr_readahead.c says what a ragged split cost)."""
+    if request <= 0 or request >= KERNEL_STEP:
+        return KERNEL_STEP
+    return request * (KERNEL_STEP // request)
+
+
+def chunk_for(window: int, piece: int = KERNEL_STEP) -> int:
+    """One job's bytes for a device whose readahead window is ``window``:
+    a whole number of ``piece``s."""
+    chunk = min(max(window, CHUNK_MIN), CHUNK_MAX)
+    return -(-chunk // piece) * piece
 
 
 def observe(stream: Stream | None, offset: int, seq_end: int, now_ns: int) -> Stream | None:
@@ -82,28 +99,35 @@ def observe(stream: Stream | None, offset: int, seq_end: int, now_ns: int) -> St
     return stream
 
 
-def depth(stream: Stream, window: int, lookahead: int) -> int:
+def depth(stream: Stream, window: int, lookahead: int, piece: int = KERNEL_STEP) -> int:
     """How far past the reader's read end readahead should have been asked for."""
-    chunk = chunk_for(window)
+    chunk = chunk_for(window, piece)
     lead = min(max(int(stream.rate * LEAD_NS / 1e9), chunk), AHEAD_CHUNKS_MAX * chunk)
     return lookahead + lead
 
 
 def plan(
-    stream: Stream, end: int, *, window: int, lookahead: int, size_hint: int
+    stream: Stream,
+    end: int,
+    *,
+    window: int,
+    lookahead: int,
+    size_hint: int,
+    piece: int = KERNEL_STEP,
 ) -> list[tuple[int, int]]:
     """The readahead jobs ``(offset, length)`` to submit now, for a reader
     whose current read ends at ``end``; submit them in order and call
     ``submitted`` for each one taken (a refused job and those after it are
-    asked for again at the next read)."""
+    asked for again at the next read). Jobs end on chunk boundaries (the
+    first one may start between two), so their pieces are whole."""
     if stream.streak < STREAK_MIN:
         return []
-    target = min(end + depth(stream, window, lookahead), size_hint)
+    target = min(end + depth(stream, window, lookahead, piece), size_hint)
     start = max(stream.ahead_to, end)
-    chunk = chunk_for(window)
+    chunk = chunk_for(window, piece)
     jobs: list[tuple[int, int]] = []
     while start < target:
-        length = min(chunk, size_hint - start)
+        length = min(chunk - start % chunk, size_hint - start)
         jobs.append((start, length))
         start += length
     return jobs

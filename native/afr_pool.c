@@ -42,6 +42,7 @@ struct afr_job {
     long result;
     unsigned long long token;
     int readahead; /* a readahead job (afr_readahead.c): no buffer, no port */
+    size_t ra_piece; /* its advice, this many bytes at a time (0: at once) */
 };
 
 struct afr_port {

@@ -59,71 +59,91 @@ def test_a_stream_is_followed_and_its_rate_measured() -> None:
     assert s.rate == MIB * 50
 
 
-def test_chunks_are_the_device_window_within_bounds() -> None:
-    assert _stream.chunk_for(128 * KIB) == CHUNK_MIN
-    assert _stream.chunk_for(4 * MIB) == 4 * MIB
-    assert _stream.chunk_for(64 * MIB) == CHUNK_MAX
+def test_pieces_are_whole_device_requests_within_a_kernel_step() -> None:
+    assert _stream.piece_for(1280 * KIB) == 1280 * KIB  # a loop device: 1 request
+    assert _stream.piece_for(768 * KIB) == 1536 * KIB  # 2 requests
+    assert _stream.piece_for(128 * KIB) == 2 * MIB  # 16 requests
+    assert _stream.piece_for(4 * MIB) == _stream.KERNEL_STEP  # vda: larger than a step
+    assert _stream.piece_for(0) == _stream.KERNEL_STEP  # unknown
+
+
+def test_chunks_are_the_device_window_in_whole_pieces() -> None:
+    assert _stream.chunk_for(128 * KIB, PIECE) == CHUNK_MIN
+    assert _stream.chunk_for(4 * MIB, PIECE) == 4 * MIB
+    assert _stream.chunk_for(64 * MIB, PIECE) == CHUNK_MAX
+    assert _stream.chunk_for(2560 * KIB, 1280 * KIB) == 2560 * KIB  # the slow device
+    assert _stream.chunk_for(128 * KIB) == 2 * MIB  # default piece: one kernel step
+    assert _stream.chunk_for(3 * MIB, 2 * MIB) == 4 * MIB
 
 
 def test_no_readahead_before_the_streak() -> None:
     s = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN - 1)
-    assert _stream.plan(s, 64 * KIB, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB) == []
+    assert plan(s, 64 * KIB) == []
 
 
 GIB = 1 << 30
+PIECE = 128 * KIB  # with a 128 KiB window: 1 MiB chunks
 
 
-def test_plan_covers_the_lookahead_and_a_lead_in_whole_chunks() -> None:
+def plan(s: Stream, end: int, size_hint: int = GIB) -> list[tuple[int, int]]:
+    """_stream.plan for a device with a 128 KiB window (lookahead 256 KiB)."""
+    return _stream.plan(
+        s, end, window=128 * KIB, lookahead=256 * KIB, size_hint=size_hint, piece=PIECE
+    )
+
+
+def test_plan_covers_the_lookahead_and_a_lead_in_chunks_on_boundaries() -> None:
     s = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN)
     end = 64 * KIB
-    jobs = _stream.plan(s, end, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB)
-    # Rate unknown: lead of one chunk (1 MiB) past the 256 KiB lookahead.
-    assert jobs == [(end, MIB), (end + MIB, MIB)]
+    jobs = plan(s, end)
+    # Rate unknown: a lead of one chunk (1 MiB) past the 256 KiB lookahead,
+    # the first job up to the next chunk boundary.
+    assert jobs == [(end, MIB - end), (MIB, MIB)]
     for offset, length in jobs:
         _stream.submitted(s, offset, length)
-    assert s.ahead_to == end + 2 * MIB
+    assert s.ahead_to == 2 * MIB
     # The reader moves 128 KiB on: nothing new is due yet.
-    assert (
-        _stream.plan(s, end + 128 * KIB, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB) == []
-    )
+    assert plan(s, end + 128 * KIB) == []
     # It moves past the first chunk: the next one is asked for.
-    jobs = _stream.plan(s, end + MIB, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB)
-    assert jobs == [(end + 2 * MIB, MIB)]
+    assert plan(s, end + MIB) == [(2 * MIB, MIB)]
 
 
 def test_a_refused_job_is_asked_for_again_at_the_next_read() -> None:
     s = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN)
-    jobs = _stream.plan(s, 0, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB)
+    jobs = plan(s, 0)
     _stream.submitted(s, *jobs[0])  # the second was refused
-    assert _stream.plan(s, 0, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB) == jobs[1:]
+    assert plan(s, 0) == jobs[1:]
 
 
 def test_the_lead_grows_with_the_rate_up_to_the_per_file_bound() -> None:
     lookahead = 256 * KIB
     slow = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN, rate=1e6)
-    assert _stream.depth(slow, 128 * KIB, lookahead) == lookahead + CHUNK_MIN
+    assert _stream.depth(slow, 128 * KIB, lookahead, PIECE) == lookahead + CHUNK_MIN
     mid = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN, rate=8 * MIB)
-    assert _stream.depth(mid, 128 * KIB, lookahead) == lookahead + 2 * MIB  # 8 MiB/s x 0.25 s
+    assert (
+        _stream.depth(mid, 128 * KIB, lookahead, PIECE) == lookahead + 2 * MIB
+    )  # 8 MiB/s x 0.25 s
     fast = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN, rate=1e12)
-    assert _stream.depth(fast, 128 * KIB, lookahead) == lookahead + AHEAD_CHUNKS_MAX * CHUNK_MIN
-    jobs = _stream.plan(fast, 0, window=128 * KIB, lookahead=lookahead, size_hint=GIB)
+    assert (
+        _stream.depth(fast, 128 * KIB, lookahead, PIECE) == lookahead + AHEAD_CHUNKS_MAX * CHUNK_MIN
+    )
+    jobs = plan(fast, 0)
     assert sum(n for _, n in jobs) <= lookahead + (AHEAD_CHUNKS_MAX + 1) * CHUNK_MIN
 
 
 def test_plan_never_goes_past_the_size_known() -> None:
     s = Stream(ahead_to=0, mark_pos=0, mark_ns=0, streak=STREAK_MIN, rate=1e12)
     size = 2 * MIB + 5
-    jobs = _stream.plan(s, MIB, window=128 * KIB, lookahead=256 * KIB, size_hint=size)
+    jobs = plan(s, MIB, size_hint=size)
     assert jobs == [(MIB, MIB), (2 * MIB, 5)]
     for job in jobs:
         _stream.submitted(s, *job)
-    assert _stream.plan(s, 2 * MIB, window=128 * KIB, lookahead=256 * KIB, size_hint=size) == []
+    assert plan(s, 2 * MIB, size_hint=size) == []
 
 
 def test_a_reader_ahead_of_the_readahead_is_not_read_behind() -> None:
     s = Stream(ahead_to=MIB, mark_pos=0, mark_ns=0, streak=STREAK_MIN)
-    jobs = _stream.plan(s, 3 * MIB, window=128 * KIB, lookahead=256 * KIB, size_hint=GIB)
-    assert jobs[0][0] == 3 * MIB
+    assert plan(s, 3 * MIB)[0][0] == 3 * MIB
 
 
 # -- real streams -------------------------------------------------------------
@@ -137,8 +157,8 @@ def recorded_jobs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]
     jobs: list[tuple[int, int, int]] = []
     submit = _native_pool.submit_readahead
 
-    def recording(fd: int, offset: int, length: int) -> bool:
-        taken = submit(fd, offset, length)
+    def recording(fd: int, offset: int, length: int, piece: int) -> bool:
+        taken = submit(fd, offset, length, piece)
         if taken:
             jobs.append((fd, offset, length))
         return taken
@@ -204,7 +224,7 @@ async def test_an_evicted_stream_is_read_ahead_then_served_inline(
             got += chunk
     assert bytes(got) == data
     stats = aiofastread.statistics()
-    assert stats.readahead_jobs == len(recorded_jobs) >= 4
+    assert stats.readahead_jobs == len(recorded_jobs) >= 3
     assert stats.readahead_bytes == sum(n for _, _, n in recorded_jobs)
     assert all(offset + n <= size for _, offset, n in recorded_jobs)  # never past EOF
     assert max(offset + n for _, offset, n in recorded_jobs) == size  # up to it
@@ -342,7 +362,7 @@ def test_the_process_wide_bound_refuses_a_job_over_it(data_dir: Path, backend: s
     _native_pool.configure_readahead(max_jobs=0, max_bytes=MIB)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert not _native_pool.submit_readahead(fd, 0, 2 * MIB)
+        assert not _native_pool.submit_readahead(fd, 0, 2 * MIB, 0)
         assert _native_pool.readahead_in_flight() == (0, 0)
     finally:
         os.close(fd)
