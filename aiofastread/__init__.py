@@ -10,6 +10,7 @@ from aiofastread._file import AsyncBufferedReader
 from aiofastread._open import AiofilesContextManager
 from aiofastread._path import Path
 from aiofastread._policy import FileStatistics
+from aiofastread._readfile import read_bytes, read_text
 from aiofastread._runtime import Statistics, backend, configure, reset_statistics, statistics
 from aiofastread._sendfile import sendfile
 from aiofastread._whole import copy, copyfile, write_bytes, write_text
@@ -36,6 +37,8 @@ __all__ = [
     "copy",
     "copyfile",
     "open",
+    "read_bytes",
+    "read_text",
     "reset_statistics",
     "sendfile",
     "statistics",

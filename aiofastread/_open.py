@@ -15,8 +15,9 @@ import io
 import os
 import stat
 from collections.abc import Callable, Coroutine, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from aiofastread._fspolicy import learn_from
 from aiofastread._handle import is_direct_io
 from aiofastread._read import learn_readahead
 
@@ -136,7 +137,10 @@ def open_blocking(
         opener=opener,
     )
     try:
-        return describe(obj)
+        opened = describe(obj)
+        if opened.bridgeable and opener is None:  # where the file lives, for inline opens
+            learn_from(file, cast(io.FileIO, _fileio_of(obj)).fileno(), opened.dev)
+        return opened
     except BaseException:
         obj.close()
         raise

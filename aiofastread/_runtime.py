@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from aiofastread import _budget, _native, _policy, _pool, _readahead
+from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
+FILESYSTEMS.read_policy = POLICY  # configure(fast_path=False) keeps closes in the pool too
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,6 +31,11 @@ class Statistics:
     tracked_files     inodes in the policy table
     coop_yields       times a task yielded to the loop because its inline
                       work used up the cooperative budget (coop_budget_us)
+    inline_opens      opens done on the loop (openat2 RESOLVE_CACHED)
+    open_fallbacks    inline opens tried and handed to the pool (EAGAIN, ...)
+    inline_closes     read-only descriptors closed on the loop
+    local_filesystems   filesystems seen, known local (inline opens allowed)
+    remote_filesystems  filesystems seen, network/FUSE/unknown (pool only)
     """
 
     backend: str
@@ -49,6 +56,11 @@ class Statistics:
     readahead_jobs: int
     readahead_bytes: int
     coop_yields: int
+    inline_opens: int
+    open_fallbacks: int
+    inline_closes: int
+    local_filesystems: int
+    remote_filesystems: int
 
 
 def statistics() -> Statistics:
@@ -73,12 +85,18 @@ def statistics() -> Statistics:
         readahead_jobs=_readahead.jobs,
         readahead_bytes=_readahead.nbytes,
         coop_yields=_budget.BUDGET.yields,
+        inline_opens=FILESYSTEMS.inline_opens,
+        open_fallbacks=FILESYSTEMS.open_fallbacks,
+        inline_closes=FILESYSTEMS.inline_closes,
+        local_filesystems=FILESYSTEMS.local_filesystems,
+        remote_filesystems=FILESYSTEMS.remote_filesystems,
     )
 
 
 def reset_statistics() -> None:
     """Zero the counters (file states are kept)."""
     POLICY.reset()
+    FILESYSTEMS.reset()
     _pool.default_pool().reset_counters()
     _readahead.reset_counters()
     _budget.BUDGET.yields = 0
@@ -138,6 +156,7 @@ def use_backend(name: str) -> None:
     POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
     _readahead.reset_counters()
+    FILESYSTEMS.clear()
 
 
 def backend() -> str:

@@ -76,6 +76,18 @@ SOURCES: tuple[tuple[str, str], ...] = (
                                  long *jobs, long long *bytes);
         """,
     ),
+    (
+        "afr_open.c",  # opens that cannot block (small-files, issue 12)
+        """
+        /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):
+           fd or -errno; out = {st_mode, st_size, st_dev, st_ino}. */
+        int afr_open_cached(const char *path, long long *out);
+        /* fstatfs(2) f_type or -errno (blocking: pool side). */
+        long long afr_fstatfs_type(int fd);
+
+        static const int AFR_HAS_OPENAT2;
+        """,
+    ),
 )
 
 ffibuilder = FFI()

@@ -105,6 +105,18 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     bb.functions["os.preadv"].can_block_in("aiofastread/_native.py", "_py_read_nowait_into")
     # detach() of an rb file: lseek(SEEK_SET) only sets the offset, no I/O.
     bb.functions["os.lseek"].can_block_in("aiofastread/_file.py", "detach")
+    # Inline opens (issue 12). openat2(RESOLVE_CACHED), statx(DONT_SYNC) and
+    # fcntl run in C (native/afr_open.c), unseen here. getcwd reads the
+    # dentry cache (d_path), no I/O: it makes a relative path's directory key.
+    bb.functions["os.getcwd"].can_block_in("aiofastread/_fspolicy.py", "directory_of")
+    # Closing a read-only descriptor of a regular file on a local filesystem
+    # (the only kind opened inline) cannot wait: error paths right after an
+    # inline open close it on the loop.
+    bb.functions["os.close"].can_block_in("aiofastread/_inline_open.py", "build_stack")
+    # ... and a directory or a FIFO opened inline (O_NONBLOCK) and declined:
+    # nothing to flush, no one to wait for.
+    bb.functions["os.close"].can_block_in("aiofastread/_inline_open.py", "open_cached")
+    bb.functions["os.close"].can_block_in("aiofastread/_readfile.py", "read_bytes")
     # sendfile: os.sendfile only of ranges cachestat found resident, and
     # close of a dup of a socket its transport still holds.
     bb.functions["os.sendfile"].can_block_in("aiofastread/_sendfile.py", "_send_resident")

@@ -363,7 +363,7 @@ def test_a_loop_without_add_reader_uses_python_threads(
         loop.close()
     assert got == data[:65536]
     assert native == 0
-    assert python >= 3  # open, the miss, close
+    assert python >= 2  # open, the miss (a read-only local file's close may be inline)
     assert (open_fd_count(), eventfds()) == (fds_before, eventfds_before)
 
 

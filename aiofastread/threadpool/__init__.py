@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 from aiofastread import _pool
 from aiofastread._file import AsyncBufferedReader as _HandWrittenReader
+from aiofastread._inline_open import try_open
 from aiofastread._open import AiofilesContextManager, open_shielded
 from aiofastread.threadpool._base import AsyncBase as AsyncBase
 from aiofastread.threadpool._make import make_async
@@ -192,19 +193,12 @@ async def _open(
     executor: concurrent.futures.Executor | None,
 ) -> Any:
     pool = _pool.default_pool()
-    opened = await open_shielded(
-        pool,
-        executor,
-        sync_open,  # this module's global, read now: tests patch it
-        file,
-        mode,
-        buffering,
-        encoding,
-        errors,
-        newline,
-        closefd,
-        opener,
-    )
+    args = (file, mode, buffering, encoding, errors, newline, closefd, opener)
+    # sync_open: this module's global, read now (tests patch it). Read-only
+    # opens of cached paths on local filesystems need no thread (_inline_open).
+    opened = try_open(*args, sync_open)
+    if opened is None:
+        opened = await open_shielded(pool, executor, sync_open, *args)
     return make_async(
         opened,
         mode=mode,
