@@ -17,7 +17,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from aiofastread import _native, _policy
+from aiofastread import _native, _policy, _stream
 from aiofastread._fspolicy import FILESYSTEMS
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class FileHandle:
         "raw",
         "seq_end",
         "size_hint",
+        "stream",
     )
 
     def __init__(
@@ -66,6 +67,7 @@ class FileHandle:
         # without a new look at the pages ahead.
         self.seq_end = -1
         self.ahead_ok_to = 0
+        self.stream: _stream.Stream | None = None  # _readahead follows it
         self.direct_io = direct_io
         self.pool = pool
         self.executor = executor

@@ -353,3 +353,40 @@ def counters() -> tuple[int, int]:
     threads = _ffi.new("int *")
     _lib.afr_pool_stats(submitted, in_flight, threads)
     return int(submitted[0]), int(in_flight[0])
+
+
+# The C pool's process-wide bounds on readahead in flight (queued or
+# running), set in native/afr_readahead.c: 8 jobs, half of the pool's 16
+# threads, so that misses always find threads; 64 MiB of pages being read
+# at once (16 streams each 4 MiB ahead on a loop device's 1 MiB chunks).
+READAHEAD_MAX_JOBS = 8
+READAHEAD_MAX_BYTES = 64 << 20
+
+
+def configure_readahead(max_jobs: int = 0, max_bytes: int = 0) -> None:
+    """Change the process-wide bounds (0 keeps one as it is)."""
+    if _lib is not None:
+        _lib.afr_readahead_configure(max_jobs, max_bytes)
+
+
+def submit_readahead(fd: int, offset: int, length: int, piece: int) -> bool:
+    """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
+    (native/afr_readahead.c: on a dup of ``fd``, waking no loop), asked of
+    the kernel ``piece`` bytes at a time on ``piece`` boundaries. False when
+    the C pool refused it: over its process-wide bounds, no thread, no fd
+    left for the dup. Never blocks."""
+    if _lib is None:
+        return False
+    return bool(_lib.afr_submit_readahead(fd, offset, length, piece) == 0)
+
+
+def readahead_in_flight() -> tuple[int, int]:
+    """(readahead jobs, their bytes) queued or running now, process-wide."""
+    if _lib is None:
+        return 0, 0
+    submitted = _ffi.new("unsigned long long *")
+    submitted_bytes = _ffi.new("unsigned long long *")
+    jobs = _ffi.new("long *")
+    nbytes = _ffi.new("long long *")
+    _lib.afr_readahead_stats(submitted, submitted_bytes, jobs, nbytes)
+    return int(jobs[0]), int(nbytes[0])

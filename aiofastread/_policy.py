@@ -257,6 +257,14 @@ class Policy:
             return Decision.INLINE
         return Decision.POOL
 
+    def probe_next(self, st: InodeState) -> None:
+        """Have the next ``decide`` on a COLD file re-probe it: its pages are
+        being read ahead of a stream (``_readahead``), so a probe (cachestat,
+        ~1 us) is likely to find them, where waiting for the 16th read would
+        send up to 15 cached reads to the pool."""
+        if st.state is FileState.COLD:
+            st.reads_since_probe = REPROBE_EVERY - 1
+
     def record(self, st: InodeState, outcome: Outcome, nbytes: int = 0) -> None:
         """Fold the outcome of one decision into the state and counters."""
         c = st.counters

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 
-from aiofastread import _budget, _native, _native_pool
+from aiofastread import _budget, _native, _native_pool, _readahead
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
 from aiofastread._runtime import POLICY
@@ -31,6 +31,9 @@ READALL_STEP = 256 << 10
 # largest seen here (vda; loop devices 128 KiB).
 DEFAULT_READAHEAD = 8 << 20
 _readahead_by_dev: dict[int, int] = {}
+# The largest request each device takes (max_sectors_kb; 0: unknown): the
+# readahead jobs ask for ranges in multiples of it (_stream.piece_for).
+_request_by_dev: dict[int, int] = {}
 
 
 def learn_readahead(dev: int) -> None:
@@ -38,23 +41,43 @@ def learn_readahead(dev: int) -> None:
     if dev in _readahead_by_dev:
         return
     major, minor = os.major(dev), os.minor(dev)
+    _request_by_dev[dev] = _sysfs_kb(
+        f"/sys/dev/block/{major}:{minor}/queue/max_sectors_kb",
+        f"/sys/dev/block/{major}:{minor}/../queue/max_sectors_kb",  # a partition: its disk's
+    )
     # A bdi per whole disk and per virtual filesystem; a partition's is its disk's.
-    for path in (
+    window = _sysfs_kb(
         f"/sys/class/bdi/{major}:{minor}/read_ahead_kb",
         f"/sys/dev/block/{major}:{minor}/../queue/read_ahead_kb",
-    ):
+    )
+    _readahead_by_dev[dev] = max(window, 4 << 10) if window else DEFAULT_READAHEAD
+
+
+def _sysfs_kb(*paths: str) -> int:
+    """Blocking: the first of ``paths`` that holds a number of KiB, in bytes; 0 if none."""
+    for path in paths:
         try:
             with open(path, "rb") as f:
-                _readahead_by_dev[dev] = max(int(f.read()), 4) << 10
-                return
+                return int(f.read()) << 10
         except (OSError, ValueError):
             continue
-    _readahead_by_dev[dev] = DEFAULT_READAHEAD
+    return 0
 
 
 def lookahead(h: FileHandle) -> int:
     """Bytes past a stream read's end that must be cached for it to go inline."""
     return 2 * _readahead_by_dev.get(h.inode.key[0], DEFAULT_READAHEAD)
+
+
+def follow_stream(h: FileHandle, offset: int, size: int) -> None:
+    """A read starts: if it continues a stream (or ``h`` had one), have the
+    pages ahead of it brought in off the loop (``_readahead``). Not with
+    the fast path off: readahead feeds inline reads, and the thread-pool
+    baseline (configure(fast_path=False)) must stay one."""
+    if (offset == h.seq_end or h.stream is not None) and POLICY.enabled:
+        dev = h.inode.key[0]
+        window = _readahead_by_dev.get(dev, DEFAULT_READAHEAD)
+        _readahead.note(h, offset, size, window, _request_by_dev.get(dev, 0))
 
 
 def pread_full(fd: int, size: int, offset: int) -> bytes:
@@ -127,7 +150,10 @@ def try_inline(h: FileHandle, offset: int, size: int) -> tuple[bytes, bool]:
     ``data`` is a cached prefix (maybe empty) and the caller finishes in the
     pool. Records every outcome in the policy.
     """
+    follow_stream(h, offset, size)
     st = h.inode
+    if h.stream is not None and _readahead.active(h):
+        POLICY.probe_next(st)
     decision = POLICY.decide(st, size, direct_io=h.direct_io)
     if decision is Decision.POOL or not _native.backend.can_read_inline:
         return b"", False
@@ -161,8 +187,10 @@ def _cached(h: FileHandle, offset: int, size: int, *, known_warm: bool) -> bool:
     answer = cachestat(h.fd, offset, length)
     if isinstance(answer, int) or answer[0] < answer[1]:
         # Not all resident, or cachestat refused (ENOSYS under seccomp...):
-        # stay safe, use the pool.
-        POLICY.record(h.inode, Outcome.NOT_RESIDENT)
+        # stay safe, use the pool. A stream that caught up with the
+        # readahead bringing its pages in says nothing of the file.
+        if not (stream and _readahead.active(h)):
+            POLICY.record(h.inode, Outcome.NOT_RESIDENT)
         return False
     POLICY.record(h.inode, Outcome.RESIDENT)
     if stream:
@@ -185,7 +213,11 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
     if isinstance(got, int):
         err = -got
         if err == errno.EAGAIN:
-            POLICY.record(st, Outcome.MISS)
+            # A stream whose readahead is under way meets pages still being
+            # read (cachestat counts them, NOWAIT answers EAGAIN at once, no
+            # I/O started): not a sign of a cold file.
+            if not (offset == h.seq_end and _readahead.active(h)):
+                POLICY.record(st, Outcome.MISS)
         elif err in UNSUPPORTED_ERRNOS:
             POLICY.record(st, Outcome.UNSUPPORTED)
         # Anything else (EIO, ...) is left for the pool's read to raise with
@@ -223,6 +255,7 @@ async def read_at(
             await _budget.pause()
         prefix, complete = try_inline(h, offset, size)
     else:
+        follow_stream(h, offset, size)
         prefix, complete = judge_inline(h, offset, size, attempt)
     if complete:
         return prefix

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aiofastread import _budget, _native, _policy, _pool
+from aiofastread import _budget, _native, _policy, _pool, _readahead
 from aiofastread._fspolicy import FILESYSTEMS
 
 POLICY = _policy.Policy(has_cachestat=_native.backend.cachestat is not None)
@@ -26,6 +26,8 @@ class Statistics:
     misses_in_flight  pool jobs submitted and not finished, right now
     bytes_inline      bytes returned by inline reads
     bytes_pooled      bytes returned by pool reads
+    readahead_jobs    ranges read ahead of streaming readers by the native pool
+    readahead_bytes   bytes those ranges cover (docs/streams.md)
     tracked_files     inodes in the policy table
     coop_yields       times a task yielded to the loop because its inline
                       work used up the cooperative budget (coop_budget_us)
@@ -51,6 +53,8 @@ class Statistics:
     bytes_inline: int
     bytes_pooled: int
     tracked_files: int
+    readahead_jobs: int
+    readahead_bytes: int
     coop_yields: int
     inline_opens: int
     open_fallbacks: int
@@ -78,6 +82,8 @@ def statistics() -> Statistics:
         bytes_inline=totals.bytes_inline,
         bytes_pooled=totals.bytes_pooled,
         tracked_files=len(POLICY),
+        readahead_jobs=_readahead.jobs,
+        readahead_bytes=_readahead.nbytes,
         coop_yields=_budget.BUDGET.yields,
         inline_opens=FILESYSTEMS.inline_opens,
         open_fallbacks=FILESYSTEMS.open_fallbacks,
@@ -92,6 +98,7 @@ def reset_statistics() -> None:
     POLICY.reset()
     FILESYSTEMS.reset()
     _pool.default_pool().reset_counters()
+    _readahead.reset_counters()
     _budget.BUDGET.yields = 0
 
 
@@ -101,6 +108,7 @@ def configure(
     max_in_flight: int | None = None,
     fast_path: bool | None = None,
     native_pool: bool | None = None,
+    readahead: bool | None = None,
     write_buffer_size: int | None = None,
     coop_budget_us: float | None = None,
 ) -> None:
@@ -112,6 +120,8 @@ def configure(
                    baseline, for comparison and for debugging
     native_pool    False reads misses on Python threads instead of the native
                    miss pool's C threads (which need no GIL); for comparison
+    readahead      False stops reading ahead of streaming readers
+                   (docs/streams.md); for comparison
     write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
                    buffering= (default 128 KiB; see aiofastread/_writer.py)
     coop_budget_us inline work (us, estimated) a task may do without
@@ -127,6 +137,10 @@ def configure(
         if not isinstance(native_pool, bool):
             raise TypeError(f"native_pool must be a bool, not {type(native_pool).__name__}")
         _native.want_native_pool(native_pool)
+    if readahead is not None:
+        if not isinstance(readahead, bool):
+            raise TypeError(f"readahead must be a bool, not {type(readahead).__name__}")
+        _readahead.enabled = readahead
     if write_buffer_size is not None:
         from aiofastread import _writer  # imports _file, which imports this module
 
@@ -141,6 +155,7 @@ def use_backend(name: str) -> None:
     _native.use(name)
     POLICY.has_cachestat = _native.backend.cachestat is not None
     POLICY.clear()
+    _readahead.reset_counters()
     FILESYSTEMS.clear()
 
 

@@ -42,6 +42,8 @@ struct afr_job {
     long result;
     unsigned long long token;
     int borrowed; /* buf is the caller's (afr_submit_into): never freed here */
+    int readahead; /* a readahead job (afr_readahead.c): no buffer, no port */
+    size_t ra_piece; /* its advice, this many bytes at a time (0: at once) */
 };
 
 struct afr_port {
@@ -135,6 +137,8 @@ static void afr_read_job(struct afr_job *job)
     job->result = (long)got;
 }
 
+static void afr_readahead_run(struct afr_job *job); /* afr_readahead.c */
+
 static void *afr_worker(void *arg)
 {
     (void)arg;
@@ -154,6 +158,11 @@ static void *afr_worker(void *arg)
         if (afr_pool.head == NULL)
             afr_pool.tail = NULL;
         pthread_mutex_unlock(&afr_pool.lock);
+        if (job->readahead) {
+            afr_readahead_run(job);
+            pthread_mutex_lock(&afr_pool.lock);
+            continue;
+        }
         afr_read_job(job);
         close(job->fd);
         afr_complete(job);

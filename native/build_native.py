@@ -70,6 +70,16 @@ SOURCES: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "afr_readahead.c",  # readahead jobs on the native pool's threads
+        """
+        int afr_submit_readahead(int fd, long long offset, size_t len, size_t piece);
+        void afr_readahead_configure(long max_jobs, long long max_bytes);
+        void afr_readahead_stats(unsigned long long *submitted,
+                                 unsigned long long *submitted_bytes,
+                                 long *jobs, long long *bytes);
+        """,
+    ),
+    (
         "afr_open.c",  # opens that cannot block (small-files, issue 12)
         """
         /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):

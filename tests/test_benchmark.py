@@ -630,3 +630,39 @@ def test_errno_names() -> None:
     err = OSError(errno.EOPNOTSUPP, "x")
     assert fsprobe._errno_name(err).startswith("EOPNOTSUPP")
     assert fsprobe._errno_name(OSError(errno.EPERM, "x")) == "EPERM"
+
+
+def test_stream_workload_end_to_end(nowait_dir: Path) -> None:
+    """`aiofastread bench --workload stream`, tiny files: every cell streams
+    every byte; the thread-pool baseline reads nothing inline and asks for
+    no readahead; warm aiofastread is served inline (counters, not timing)."""
+    out_json = nowait_dir / "stream.json"
+    out_md = nowait_dir / "stream.md"
+    data_dir = nowait_dir / "data"
+    data_dir.mkdir()
+    argv = [
+        sys.executable, "-m", "aiofastread", "bench", "--workload", "stream",
+        "--dir", str(data_dir), "--stream-tasks", "2", "--stream-size", "2M",
+        "--stream-chunks", "64K,1M", "--engines", "aiofastread,nofast,noahead",
+        "--json", str(out_json), "--markdown", str(out_md), "--no-progress",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    cells = json.loads(out_json.read_text())["cells"]
+    keys = {(c["engine"], c["cache"], c["chunk"]) for c in cells}
+    assert keys == {
+        (e, cache, chunk)
+        for e in ("aiofastread", "nofast", "noahead")
+        for cache in ("warm", "cold")
+        for chunk in (64 << 10, 1 << 20)
+    }
+    for c in cells:
+        assert c["nbytes"] == 2 * (2 << 20)
+        if c["engine"] == "nofast":
+            assert (c["inline_share"], c["readahead_jobs"]) == (0.0, 0)
+        if c["engine"] == "noahead":
+            assert c["readahead_jobs"] == 0
+        if c["engine"] == "aiofastread" and c["cache"] == "warm" and _native.backend.name != "pool":
+            assert c["inline_share"] > 0.5
+    assert "| warm | 64 KiB | aiofastread |" in out_md.read_text()

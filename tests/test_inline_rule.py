@@ -201,6 +201,7 @@ def the_rule(s: dict[str, Any], inode: InodeState) -> bool:
         ahead_ok_to=s["ahead_ok_to"],
         size_hint=s["size_hint"],
         direct_io=s["direct_io"],
+        stream=None,  # no readahead under way (tests/test_stream.py)
     )
     decision = POLICY.decide(inode, size, direct_io=s["direct_io"])
     if decision is Decision.POOL or not _native.backend.can_read_inline:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _native, _read, _runtime
+from aiofastread import _native, _read, _readahead, _runtime
 from aiofastread._policy import REPROBE_EVERY
 from tests.conftest import cached_pages, evict, make_file, open_fd_count, warm
 
@@ -65,9 +65,14 @@ async def test_evicted_file_is_never_read_inline_without_residency(
             assert stats.state == "cold"
 
 
-async def test_cold_file_is_skipped_then_reprobed(data_dir: Path, backend: str) -> None:
+async def test_cold_file_is_skipped_then_reprobed(
+    data_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if backend == "pool":
         pytest.skip("the pool backend never probes")
+    # These reads are a stream: with readahead under way a COLD file is
+    # probed on every read (tests/test_stream.py); here the policy alone.
+    monkeypatch.setattr(_readahead, "enabled", False)
     path = data_dir / "cold.bin"
     data = make_file(path, 1 << 20)
     evict(path)
@@ -123,6 +128,9 @@ async def test_a_stream_reads_inline_only_while_the_pages_ahead_are_cached(
     monkeypatch.setattr(
         _native, "backend", dataclasses.replace(_native.backend, read_nowait=checked)
     )
+    # Readahead off: it would bring the cold half in ahead of the reader
+    # (tests/test_stream.py); here the guard alone is under test.
+    monkeypatch.setattr(_readahead, "enabled", False)
     got = bytearray()
     pooled = aiofastread.statistics().bytes_pooled
     async with aiofastread.open(path, mode) as f:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from aiofastread.benchmark import engines, runner, workload
+from aiofastread.benchmark import engines, runner, streams, workload
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -100,6 +100,18 @@ def _engine_list(text: str) -> list[str]:
             f"choose from {','.join(engines.ENGINES)}"
         )
     return list(dict.fromkeys(names))
+
+
+def _size_list(text: str) -> tuple[int, ...]:
+    return tuple(parse_size(part) for part in text.split(",") if part.strip())
+
+
+def _cache_list(text: str) -> tuple[str, ...]:
+    states = tuple(part.strip() for part in text.split(",") if part.strip())
+    for state in states:
+        if state not in streams.CACHES:
+            raise argparse.ArgumentTypeError(f"cache state must be warm or cold, got {state!r}")
+    return states
 
 
 def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
@@ -225,6 +237,38 @@ def build_parser(prog: str = "aiofastread bench") -> argparse.ArgumentParser:
         help="do not lock f1 in memory (mmap+mlock) after warming it; where the machine "
         "reclaims idle page cache on its own, f1 then partly falls out of cache mid-run",
     )
+    s = p.add_argument_group(
+        "stream workload (--workload stream: tasks that read whole files to EOF, docs/streams.md)"
+    )
+    s.add_argument(
+        "--workload",
+        choices=("mix", "stream"),
+        default="mix",
+        help="mix: the f1/f2/f3 mix; stream: N tasks each stream a file of its own, "
+        "warm and cold, per chunk size, engines aiofastread,nofast,aiofiles",
+    )
+    s.add_argument("--stream-tasks", type=_positive_int, default=streams.DEFAULT_TASKS, metavar="N")
+    s.add_argument(
+        "--stream-size",
+        type=parse_size,
+        default=streams.DEFAULT_FILE_SIZE,
+        metavar="SIZE",
+        help="each task's file",
+    )
+    s.add_argument(
+        "--stream-chunks",
+        type=_size_list,
+        default=streams.DEFAULT_CHUNKS,
+        metavar="SIZES",
+        help="comma-separated read sizes, one cell each",
+    )
+    s.add_argument(
+        "--stream-cache",
+        type=_cache_list,
+        default=streams.CACHES,
+        metavar="STATES",
+        help="comma-separated, from warm,cold",
+    )
     o = p.add_argument_group("output")
     o.add_argument(
         "--json", type=Path, default=None, metavar="PATH", help="write every number as JSON"
@@ -292,6 +336,20 @@ def config_from_args(args: argparse.Namespace) -> runner.BenchConfig:
     )
 
 
+def stream_config(args: argparse.Namespace, cfg: runner.BenchConfig) -> streams.StreamConfig:
+    known = streams.ENGINES + streams.OPTIONAL_ENGINES
+    names = [n for n in cfg.engines if n in known] if cfg.engines_explicit else None
+    return streams.StreamConfig(
+        tasks=args.stream_tasks,
+        file_size=args.stream_size,
+        chunks=args.stream_chunks,
+        caches=args.stream_cache,
+        engines=tuple(names) if names else streams.ENGINES,
+        workers=cfg.workers,
+        loop=cfg.loop,
+    )
+
+
 def _check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     for name in DEFAULT_SIZES:
         if getattr(args, f"{name}_size") < args.read_size:
@@ -323,7 +381,9 @@ def main(argv: list[str] | None = None, prog: str = "aiofastread bench") -> int:
         out = Console(width=REPORT_WIDTH)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        if args.from_json is not None:
+        if args.workload == "stream":
+            streams.run(stream_config(args, cfg), cfg, ["bench", *argv], out, err)
+        elif args.from_json is not None:
             runner.show_saved(cfg, args.from_json, out, err)
         else:
             runner.run(cfg, ["bench", *argv], out, err)

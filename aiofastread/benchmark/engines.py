@@ -10,6 +10,8 @@ measured:
 ``pythreads``    aiofastread with ``configure(native_pool=False)``: misses
                  on Python threads instead of the native miss pool's C
                  threads (not run unless named in ``--engines``; for A/B).
+``noahead``      aiofastread with ``configure(readahead=False)``: streams get
+                 no readahead off the loop (not run unless named; for A/B).
 ``executor``     ``await loop.run_in_executor(pool, os.pread, fd, n, off)``,
                  a ThreadPoolExecutor with as many threads as our pool.
 ``aiofiles``     ``await f.seek(off); await f.read(n)``: aiofiles has no
@@ -47,6 +49,7 @@ LABELS: dict[str, str] = {
     "executor": "run_in_executor",
     "aiofiles": "aiofiles",
     "pythreads": "aiofastread, Python miss threads",
+    "noahead": "aiofastread, no readahead",
 }
 
 
@@ -148,14 +151,18 @@ class AiofastreadEngine(Engine):
     name = "aiofastread"
     fast_path = True
     native_pool = True
+    readahead = True
 
     def start(self) -> None:
         aiofastread.configure(
-            max_workers=self.workers, fast_path=self.fast_path, native_pool=self.native_pool
+            max_workers=self.workers,
+            fast_path=self.fast_path,
+            native_pool=self.native_pool,
+            readahead=self.readahead,
         )
 
     def stop(self) -> None:
-        aiofastread.configure(fast_path=True, native_pool=True)
+        aiofastread.configure(fast_path=True, native_pool=True, readahead=True)
 
     async def open(self, path: str) -> Reader:
         f = await aiofastread.open(path, "rb")
@@ -184,6 +191,11 @@ class NoFastPathEngine(AiofastreadEngine):
 class PythonThreadsEngine(AiofastreadEngine):
     name = "pythreads"
     native_pool = False
+
+
+class NoReadaheadEngine(AiofastreadEngine):
+    name = "noahead"
+    readahead = False
 
 
 # -- run_in_executor ------------------------------------------------------------------
@@ -299,6 +311,7 @@ ENGINES: dict[str, type[Engine]] = {
         ExecutorEngine,
         AiofilesEngine,
         PythonThreadsEngine,
+        NoReadaheadEngine,
     )
 }
 
