@@ -12,6 +12,10 @@ measured:
                  threads (not run unless named in ``--engines``; for A/B).
 ``noahead``      aiofastread with ``configure(readahead=False)``: streams get
                  no readahead off the loop (not run unless named; for A/B).
+``text``         aiofastread in text mode (``"r"``, latin-1, so a character is
+                 a byte and an offset a seek cookie): the same calls through
+                 CPython's TextIOWrapper over our bridge (not run unless
+                 named; for the text-vs-binary A/B).
 ``executor``     ``await loop.run_in_executor(pool, os.pread, fd, n, off)``,
                  a ThreadPoolExecutor with as many threads as our pool.
 ``aiofiles``     ``await f.seek(off); await f.read(n)``: aiofiles has no
@@ -50,6 +54,7 @@ LABELS: dict[str, str] = {
     "aiofiles": "aiofiles",
     "pythreads": "aiofastread, Python miss threads",
     "noahead": "aiofastread, no readahead",
+    "text": "aiofastread, text mode",
 }
 
 
@@ -127,7 +132,7 @@ class Engine(abc.ABC):
 
 
 class _AiofastreadReader(Reader):
-    def __init__(self, f: aiofastread.AsyncBufferedReader) -> None:
+    def __init__(self, f: Any) -> None:
         super().__init__()
         self.f = f
         self.pos = 0
@@ -143,8 +148,9 @@ class _AiofastreadReader(Reader):
     async def close(self) -> None:
         await self.f.close()
 
-    def file_statistics(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.f.statistics())
+    def file_statistics(self) -> dict[str, Any] | None:
+        statistics = getattr(self.f, "statistics", None)  # text files have none
+        return None if statistics is None else dataclasses.asdict(statistics())
 
 
 class AiofastreadEngine(Engine):
@@ -191,6 +197,14 @@ class NoFastPathEngine(AiofastreadEngine):
 class PythonThreadsEngine(AiofastreadEngine):
     name = "pythreads"
     native_pool = False
+
+
+class TextModeEngine(AiofastreadEngine):
+    name = "text"
+
+    async def open(self, path: str) -> Reader:
+        # latin-1 decodes every byte to one character: offsets stay byte offsets.
+        return _AiofastreadReader(await aiofastread.open(path, "r", encoding="latin-1", newline=""))
 
 
 class NoReadaheadEngine(AiofastreadEngine):
@@ -312,6 +326,7 @@ ENGINES: dict[str, type[Engine]] = {
         AiofilesEngine,
         PythonThreadsEngine,
         NoReadaheadEngine,
+        TextModeEngine,
     )
 }
 
