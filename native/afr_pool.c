@@ -286,8 +286,8 @@ static void afr_port_ref(struct afr_port *port, long delta)
 
 /* A job reading len bytes at offset from its own dup of fd; NULL with
  * errno set (ENOMEM, or EMFILE etc. when the fd cannot be duplicated). */
-static struct afr_job *afr_job_new(struct afr_port *port, int fd, size_t len,
-                                   long long offset, unsigned long long token)
+static struct afr_job *afr_job_new(struct afr_port *port, int fd, char *buf, int borrowed,
+                                   size_t len, long long offset, unsigned long long token)
 {
     int saved;
     struct afr_job *job = calloc(1, sizeof *job);
@@ -295,8 +295,9 @@ static struct afr_job *afr_job_new(struct afr_port *port, int fd, size_t len,
         errno = ENOMEM;
         return NULL;
     }
-    job->buf = malloc(len ? len : 1);
-    if (job->buf == NULL) {
+    job->borrowed = borrowed; /* the caller's memory: never freed here */
+    job->buf = borrowed ? buf : malloc(len ? len : 1);
+    if (job->buf == NULL && !borrowed) {
         free(job);
         errno = ENOMEM;
         return NULL;
@@ -336,20 +337,23 @@ static int afr_enqueue_locked(struct afr_job *job)
     return 0;
 }
 
-/* Queue a read of len bytes at offset; its result comes back through the
- * port under token. 0, or -errno (see afr_take_slot, afr_job_new,
- * afr_enqueue_locked). Never blocks.
+/* Queue a read of len bytes at offset, into a buffer of its own or (borrowed)
+ * into the caller's memory buf (a buffer export Python holds until this
+ * job is reaped, or until the C side has finished it when the port was
+ * orphaned: no copy on the loop; reaped with buf NULL). Its result comes
+ * back through the port under token. 0, or -errno (see afr_take_slot,
+ * afr_job_new, afr_enqueue_locked). Never blocks.
  * A job holds its slot until the loop takes its result (or its port is
  * released): finished results waiting for a busy loop count, as their
  * buffers do. */
-static int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
-                      unsigned long long token)
+static int afr_submit_job(struct afr_port *port, int fd, char *buf, int borrowed, size_t len,
+                          long long offset, unsigned long long token)
 {
     struct afr_job *job;
     int rc = afr_take_slot();
     if (rc < 0)
         return rc;
-    job = afr_job_new(port, fd, len, offset, token);
+    job = afr_job_new(port, fd, buf, borrowed, len, offset, token);
     if (job == NULL) {
         rc = -errno;
         afr_untake(1);
@@ -366,6 +370,12 @@ static int afr_submit(struct afr_port *port, int fd, size_t len, long long offse
         afr_job_free(job);
     }
     return rc;
+}
+
+static int afr_submit(struct afr_port *port, int fd, size_t len, long long offset,
+                      unsigned long long token)
+{
+    return afr_submit_job(port, fd, NULL, 0, len, offset, token);
 }
 
 /* Take up to max finished jobs (loop side, after the eventfd fired). */
@@ -394,46 +404,10 @@ static int afr_port_reap(struct afr_port *port, struct afr_done *out, int max)
     return n;
 }
 
-/* Queue a read of len bytes at offset straight into buf, the caller's
- * memory (a buffer export Python holds until this job is reaped, or until
- * the C side has finished it when the port was orphaned): no copy on the
- * loop. Reaped with buf NULL. Otherwise as afr_submit. */
 static int afr_submit_into(struct afr_port *port, int fd, char *buf, size_t len,
                            long long offset, unsigned long long token)
 {
-    struct afr_job *job;
-    int rc = afr_take_slot();
-    if (rc < 0)
-        return rc;
-    job = calloc(1, sizeof *job);
-    if (job == NULL) {
-        afr_untake(1);
-        return -ENOMEM;
-    }
-    job->borrowed = 1;
-    job->buf = buf;
-    job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (job->fd < 0) {
-        rc = -errno;
-        free(job);
-        afr_untake(1);
-        return rc;
-    }
-    job->port = port;
-    job->len = len;
-    job->offset = offset;
-    job->token = token;
-    afr_port_ref(port, 1); /* before a worker can complete it */
-    pthread_mutex_lock(&afr_pool.lock);
-    rc = afr_enqueue_locked(job);
-    pthread_mutex_unlock(&afr_pool.lock);
-    if (rc < 0) {
-        afr_port_ref(port, -1);
-        afr_untake(1);
-        close(job->fd);
-        free(job);
-    }
-    return rc;
+    return afr_submit_job(port, fd, buf, 1, len, offset, token);
 }
 
 /* Jobs of this port finished and not yet reaped (tests: a batch is whole
