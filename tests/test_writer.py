@@ -22,6 +22,7 @@ from blockbuster import BlockBuster
 import aiofastread
 from aiofastread import _writer
 from aiofastread._writer import AsyncBufferedWriter, buffer_size_for, is_plain_binary_write
+from aiofastread._writer_ready import Done
 from aiofastread.threadpool import _members
 from aiofastread.threadpool.binary import AsyncBufferedIOBase
 from tests.conftest import blocking_on_purpose, until
@@ -124,8 +125,11 @@ async def test_open_returns_writer(data_dir: Path, mode: str) -> None:
 
 def test_members_as_aiofiles() -> None:
     """The same surface as aiofiles' AsyncBufferedIOBase (sync vs async)."""
-    for name in _members.BUFFERED_ASYNC:
+    for name in _members.BUFFERED_ASYNC - {"write"}:
         assert inspect.iscoroutinefunction(getattr(AsyncBufferedWriter, name)), name
+    # write is a plain method returning an awaitable that asyncio takes as
+    # a coroutine (test_write_returns_a_finished_coroutine).
+    assert not inspect.iscoroutinefunction(AsyncBufferedWriter.write)
     for name in _members.BUFFERED_SYNC:
         member = getattr(AsyncBufferedWriter, name)
         assert callable(member), name
@@ -154,6 +158,70 @@ async def test_small_writes_stay_on_the_loop(data_dir: Path) -> None:
         assert path.read_bytes() == b"x" * 1000 + b"y"
         await f.flush()  # nothing buffered: no hop
         assert submissions() == before + 2
+
+
+async def test_write_returns_a_finished_coroutine(data_dir: Path) -> None:
+    """A buffered write happens at the call; what it returns is awaitable
+    (once or more), a coroutine to asyncio (create_task, ensure_future,
+    wait_for, gather) and the same object for the same length."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=1000) as f:
+        before = submissions()
+        pending = f.write(b"abc")
+        assert await f.tell() == 3  # buffered at the call
+        assert asyncio.iscoroutine(pending)
+        assert not asyncio.isfuture(pending)
+        assert await pending == 3
+        assert await pending == 3
+        assert f.write(b"xyz") is pending  # one completed awaitable per length
+        assert await asyncio.create_task(f.write(b"1234")) == 4
+        assert await asyncio.ensure_future(f.write(b"1")) == 1
+        assert await asyncio.wait_for(f.write(b"22"), 10) == 2
+        assert await asyncio.gather(f.write(b"a"), f.write(b"bc")) == [1, 2]
+        with pytest.raises(StopIteration) as stop:
+            pending.send(None)
+        assert stop.value.value == 3
+        with pytest.raises(KeyError):
+            pending.throw(KeyError("thrown"))
+        assert submissions() == before  # all buffered on the loop
+        # A task cancelled before its first step: the coroutine protocol's
+        # throw raises the CancelledError (the bytes were buffered already).
+        task = asyncio.create_task(f.write(b"q"))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await f.tell() == 17
+    assert path.read_bytes() == b"abcxyz1234122abcq"
+
+
+async def test_write_that_cannot_buffer_is_lazy(data_dir: Path) -> None:
+    """Everything but bytes that fit is a coroutine doing nothing until
+    awaited (its errors at the await, as before)."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        pending = f.write(bytearray(b"ab"))
+        assert asyncio.iscoroutine(pending)
+        assert not isinstance(pending, Done)
+        assert await f.tell() == 0
+        assert await pending == 2
+        big = f.write(b"0123456789")  # does not fit: the hop, when awaited
+        assert await f.tell() == 2
+        assert await big == 10
+    assert path.read_bytes() == b"ab0123456789"
+
+
+def test_done_outside_a_loop_is_a_coroutine() -> None:
+    """A Future needs a loop: outside one, Done.of gives a coroutine."""
+    pending = Done.of(5)
+    assert not isinstance(pending, Done)
+    assert asyncio.run(pending) == 5  # type: ignore[arg-type]
+
+
+async def test_done_cache_is_bounded(data_dir: Path) -> None:
+    async with aiofastread.open(data_dir / "f", "wb") as f:
+        for n in range(1, 200):
+            assert await f.write(b"x" * n) == n
+        assert 0 < len(f._done) <= _writer._DONE_CACHE
 
 
 async def test_large_write_is_one_hop(data_dir: Path) -> None:
