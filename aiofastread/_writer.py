@@ -29,6 +29,7 @@ import contextlib
 import io
 import os
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -88,6 +89,12 @@ def buffer_size_for(buffering: int, blksize: int) -> int:
     return blksize if buffering == 1 else DEFAULT_BUFFER_SIZE
 
 
+class _Ticket:
+    """Stands for a write returned as a coroutine, until it starts."""
+
+    __slots__ = ("__weakref__",)
+
+
 class _FileLock(asyncio.Lock):
     """asyncio.Lock, declaring the flag the fast path reads directly."""
 
@@ -129,6 +136,11 @@ class AsyncBufferedWriter:
         self._detached = False
         # write()'s completed awaitables by length (write's fast path).
         self._done: dict[int, Done] = {}
+        # Writes returned as coroutines that have not started: while any is
+        # left, no write takes the fast path (it would overtake them). Weak:
+        # one never awaited is dropped with its coroutine, and the next
+        # write that runs sets _limit again.
+        self._lazy: weakref.WeakSet[_Ticket] = weakref.WeakSet()
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
 
@@ -202,14 +214,19 @@ class AsyncBufferedWriter:
         They are buffered here, at the call, and a completed awaitable is
         returned (``_writer_ready``: the await costs ~20-30 ns less than a
         coroutine's, bench/writes.py). Everything else is the coroutine
-        ``_write``, which does nothing until awaited, as before."""
+        ``_write``, which does nothing until awaited, as before; until it
+        starts, later writes take that path too (``_lazy``), so writes land
+        in the order they were called (``gather(f.write(a), f.write(b))``)."""
         buf = self._buf
         if type(data) is bytes and len(data) + len(buf) <= self._limit:
             buf += data
             n = len(data)
             done = self._done.get(n)
             return done if done is not None else self._done_for(n)
-        return self._write(data)
+        ticket = _Ticket()
+        self._lazy.add(ticket)
+        self._limit = -1
+        return self._write(data, ticket)
 
     def _done_for(self, n: int) -> Awaitable[int]:
         """The completed awaitable of ``n``, made once per length (the cache
@@ -221,7 +238,10 @@ class AsyncBufferedWriter:
             self._done[n] = done
         return done
 
-    async def _write(self, data: Any) -> int:
+    async def _write(self, data: Any, ticket: _Ticket | None = None) -> int:
+        if ticket is not None:  # started: the lock orders it from here
+            self._lazy.discard(ticket)
+            self._refresh_limit()
         view = bytes_view(data)
         self._check_attached()
         await self._acquire()
@@ -474,7 +494,11 @@ class AsyncBufferedWriter:
         self._refresh_limit()
 
     def _refresh_limit(self) -> None:
-        self._limit = self._size - self._dead if self._usable and not self._lock._locked else -1
+        self._limit = (
+            self._size - self._dead
+            if self._usable and not self._lock._locked and not self._lazy
+            else -1
+        )
 
     def _check_attached(self) -> None:
         if self._detached:

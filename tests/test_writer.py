@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import gc
 import inspect
 import io
 import os
@@ -208,6 +209,36 @@ async def test_write_that_cannot_buffer_is_lazy(data_dir: Path) -> None:
         assert await f.tell() == 2
         assert await big == 10
     assert path.read_bytes() == b"ab0123456789"
+
+
+async def test_writes_land_in_call_order(data_dir: Path) -> None:
+    """A write returned as a coroutine (it needs the hop) is not overtaken
+    by later writes that would fit: they wait their turn until it starts."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        await f.write(b"1234")
+        big, small = f.write(b"abcdefgh"), f.write(b"z")
+        assert asyncio.iscoroutine(small)
+        assert not isinstance(small, Done)  # queued behind big
+        assert await asyncio.gather(big, small) == [8, 1]
+        assert await f.write(b"y") == 1  # both started: the fast path again
+        assert isinstance(f.write(b""), Done)
+    assert path.read_bytes() == b"1234abcdefghzy"
+
+
+async def test_a_write_never_awaited_does_not_stop_the_fast_path(data_dir: Path) -> None:
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        lost = f.write(bytearray(b"never"))
+        queued = f.write(b"x")
+        assert not isinstance(queued, Done)
+        for coroutine in (lost, queued):
+            coroutine.close()  # type: ignore[attr-defined]  # dropped unawaited (no warning)
+        del lost, queued, coroutine
+        gc.collect()
+        assert await f.write(b"ab") == 2  # runs, and sets the fast path back
+        assert isinstance(f.write(b"c"), Done)
+    assert path.read_bytes() == b"abc"
 
 
 def test_done_outside_a_loop_is_a_coroutine() -> None:
