@@ -55,12 +55,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # Default buffer when open() was not given buffering= (io.open's own default
-# would be st_blksize, 4 KiB here). A hop to the pool costs 80-150 us on this
-# VM (DESIGN.md; bench/writes.py prints it as "pool hop"); 100 B writes fill
-# 128 KiB in ~1300 writes, so the hop adds <0.1 us a write, while a task
-# writing in a loop holds the loop at most ~0.3 ms (0.22 us a buffered write)
-# before a hop yields it; 1 MiB would hold it ~2.5 ms (docs/performance.md).
-DEFAULT_BUFFER_SIZE = 128 << 10
+# would be st_blksize, 4 KiB here). A flush costs a pool hop (40-80 us on
+# this VM, bench/writes.py's "pool hop"), the pwrite (~30 us for 128 KiB of
+# new pages) and the task/wait around it: 100-170 us for 128 KiB in all,
+# ~0.1 us on each of its ~1300 100 B writes, as much as half the write's own
+# cost. 256 KiB halves that share, while a task writing 100 B pieces in a
+# loop still yields (at the hop) every ~0.5-0.7 ms, under the cooperative
+# budget's 1 ms (_budget); 1 MiB would hold the loop ~2.5 ms
+# (docs/performance.md, "Small writes").
+DEFAULT_BUFFER_SIZE = 256 << 10
 
 _C_LONG = 1 << 63  # offsets: a C off_t
 
