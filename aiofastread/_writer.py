@@ -220,12 +220,15 @@ class AsyncBufferedWriter:
         ``_write``, which does nothing until awaited, as before; until it
         starts, later writes take that path too (``_lazy``), so writes land
         in the order they were called (``gather(f.write(a), f.write(b))``)."""
-        buf = self._buf
-        if type(data) is bytes and len(data) + len(buf) <= self._limit:
-            buf += data
+        if type(data) is bytes:
             n = len(data)
-            done = self._done.get(n)
-            return done if done is not None else self._done_for(n)
+            buf = self._buf
+            if n + len(buf) <= self._limit:
+                buf += data
+                try:
+                    return self._done[n]
+                except KeyError:
+                    return self._done_for(n)
         ticket = _Ticket()
         self._lazy.add(ticket)
         self._limit = -1
