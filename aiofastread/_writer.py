@@ -43,6 +43,7 @@ from aiofastread._checks import (
     resolve_seek,
 )
 from aiofastread._handle import FileHandle
+from aiofastread._writer_core import WriterCore
 from aiofastread._writer_ready import Done
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ class _FileLock(asyncio.Lock):
     _locked: bool
 
 
-class AsyncBufferedWriter:
+class AsyncBufferedWriter(WriterCore):
     """The asyncio version of io.BufferedWriter, buffering on the loop."""
 
     def __init__(
@@ -138,7 +139,7 @@ class AsyncBufferedWriter:
         self._closed = False
         self._detached = False
         # write()'s completed awaitables by length (write's fast path).
-        self._done: dict[int, Done] = {}
+        self._done = {}
         # Writes returned as coroutines that have not started: while any is
         # left, no write takes the fast path (it would overtake them). Weak:
         # one never awaited is dropped with its coroutine, and the next
@@ -209,26 +210,24 @@ class AsyncBufferedWriter:
 
     # -- writing ---------------------------------------------------------------
 
-    def write(self, data: Any) -> Awaitable[int]:
-        """Append ``data`` (eagerly, when it fits) and return an awaitable
-        of its length: a plain method, not a coroutine function.
+    # write(data) -> Awaitable[int] is WriterCore's (_writer_core: in C when
+    # compiled): exact bytes that fit, nobody mid-operation, are buffered at
+    # the call and the length's completed awaitable returned (_writer_ready:
+    # a finished coroutine to asyncio). Everything else comes here.
 
-        The fast path, written out: bytes that fit, nobody mid-operation.
-        They are buffered here, at the call, and a completed awaitable is
-        returned (``_writer_ready``: the await costs ~20-30 ns less than a
-        coroutine's, bench/writes.py). Everything else is the coroutine
-        ``_write``, which does nothing until awaited, as before; until it
-        starts, later writes take that path too (``_lazy``), so writes land
-        in the order they were called (``gather(f.write(a), f.write(b))``)."""
+    def _write_slow(self, data: Any) -> Awaitable[int]:
+        """``write`` off its fast path: bytes that fit but whose length has
+        no completed awaitable yet are buffered (one is made); the rest is
+        the coroutine ``_write``, which does nothing until awaited, as
+        before. Until it starts, later writes come here too (``_lazy``), so
+        writes land in the order they were called (``gather(f.write(a),
+        f.write(b))``)."""
         if type(data) is bytes:
             n = len(data)
             buf = self._buf
             if n + len(buf) <= self._limit:
                 buf += data
-                try:
-                    return self._done[n]
-                except KeyError:
-                    return self._done_for(n)
+                return self._done_for(n)
         ticket = _Ticket()
         self._lazy.add(ticket)
         self._limit = -1

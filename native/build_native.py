@@ -90,6 +90,14 @@ SOURCES: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "afr_write.c",  # the writer's buffer fields and write() in C
+        """
+        /* The WriterCore type object (NULL on PyPy or if it cannot be made),
+           handed out as afr_read_nowait_function's object is. */
+        void *afr_writer_core_type(void);
+        """,
+    ),
+    (
         "afr_open.c",  # opens that cannot block (small-files, issue 12)
         """
         /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):

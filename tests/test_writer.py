@@ -21,8 +21,9 @@ import pytest
 from blockbuster import BlockBuster
 
 import aiofastread
-from aiofastread import _writer
+from aiofastread import _writer, _writer_core
 from aiofastread._writer import AsyncBufferedWriter, buffer_size_for, is_plain_binary_write
+from aiofastread._writer_core import PythonWriterCore
 from aiofastread._writer_ready import Done
 from aiofastread.threadpool import _members
 from aiofastread.threadpool.binary import AsyncBufferedIOBase
@@ -71,6 +72,27 @@ class GateExecutor(concurrent.futures.ThreadPoolExecutor):
         return super().submit(held)
 
 
+class PythonCoreWriter(PythonWriterCore, AsyncBufferedWriter):
+    """AsyncBufferedWriter with the Python ``write`` (PythonWriterCore) in
+    front of the compiled one: what a build without the native module runs."""
+
+
+@pytest.fixture(autouse=True)
+def writer_core(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs with the python backend use the Python write, the others the
+    compiled one (when built): both twins pass every test."""
+    if backend == "python":
+        monkeypatch.setattr(_writer, "AsyncBufferedWriter", PythonCoreWriter)
+
+
+def test_the_write_core(data_dir: Path, backend: str) -> None:
+    """What the autouse fixture promises: the compiled write when built."""
+    want = PythonWriterCore.write
+    if backend != "python" and _writer_core.COMPILED is not None:
+        want = _writer_core.COMPILED.write
+    assert _writer.AsyncBufferedWriter.write is want
+
+
 @pytest.fixture
 def gate() -> Iterator[GateExecutor]:
     executor = GateExecutor()
@@ -117,7 +139,7 @@ def test_configure_write_buffer_size() -> None:
 async def test_open_returns_writer(data_dir: Path, mode: str) -> None:
     path = data_dir / "f"
     async with aiofastread.open(path, mode) as f:
-        assert type(f) is AsyncBufferedWriter
+        assert type(f) is _writer.AsyncBufferedWriter
         assert isinstance(f, AsyncBufferedIOBase)
         assert (f.name, f.mode, f.closed) == (str(path), mode, False)
         assert isinstance(f.raw, io.FileIO)
@@ -479,7 +501,7 @@ async def test_unclosed_writer_warns_and_flushes(
 
 async def test_named_temporary_file(data_dir: Path) -> None:
     async with aiofastread.tempfile.NamedTemporaryFile("wb", dir=data_dir) as f:
-        assert type(f) is AsyncBufferedWriter
+        assert type(f) is _writer.AsyncBufferedWriter
         await f.write(b"temp")
         await f.flush()
         assert Path(f.name).read_bytes() == b"temp"
