@@ -8,9 +8,12 @@ Engines, each writing ``--size``-byte pieces to a fresh file opened "wb":
                  least any ``await f.write(b)`` can cost on this loop;
 ``aiofastread``  ``await f.write(b)`` (buffers on the loop, one pool hop per
                  buffer; ``--buffers`` adds rows for other buffer sizes);
+``Python write``  the same with the Python ``write`` (_writer_core's
+                 PythonWriterCore: what runs without the compiled module)
+                 instead of the C one (native/afr_write.c);
 ``coroutine write``  the same with ``write`` as the ``async def`` it was
                  before it returned a completed awaitable (_writer_ready),
-                 to show what that saves in the same run;
+                 to show what both steps save in the same run;
 ``bridge``       the same through the bridge (CPython's C BufferedWriter over
                  our raw, in a greenlet), what "wb" used before _writer;
 ``aiofiles``     ``await f.write(b)`` with aiofiles (a thread hop per write).
@@ -46,6 +49,7 @@ import aiofiles
 
 import aiofastread
 from aiofastread import _pool, _writer
+from aiofastread._writer_core import PythonWriterCore
 from aiofastread.threadpool import _make
 
 try:
@@ -86,6 +90,20 @@ async def coroutine_write(self: _writer.AsyncBufferedWriter, data: Any) -> int:
         buf += data
         return len(data)
     return await self._write(data)
+
+
+class PythonCoreWriter(PythonWriterCore, _writer.AsyncBufferedWriter):
+    """The writer with the Python write in front of the C one."""
+
+
+@contextlib.contextmanager
+def python_write() -> Iterator[None]:
+    saved = _writer.AsyncBufferedWriter
+    _writer.AsyncBufferedWriter = PythonCoreWriter  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        _writer.AsyncBufferedWriter = saved  # type: ignore[misc]
 
 
 @contextlib.contextmanager
@@ -140,6 +158,11 @@ def engines(
         f = await aiofastread.open(path, "wb", buffering=buffering)
         return await time_async(f, piece, FAST_PIECES)
 
+    async def ours_python_write() -> float:
+        with python_write():
+            f = await aiofastread.open(path, "wb")
+        return await time_async(f, piece, FAST_PIECES)
+
     async def ours_as_coroutine() -> float:
         with as_coroutine():
             return await ours()
@@ -166,6 +189,7 @@ def engines(
     }
     for size in buffers:
         table[f"aiofastread ({size >> 10} KiB)"] = lambda size=size: ours(size)  # type: ignore[misc]
+    table["Python write"] = ours_python_write
     table["coroutine write"] = ours_as_coroutine
     table["bridge"] = bridge
     table["aiofiles"] = theirs
