@@ -70,15 +70,23 @@ static PyMethodDef afr_plain_ranges_def = {
     "plain_ranges(ranges) -> True if ranges is a list of (int, int) tuples >= 0",
 };
 
+/* The function object of `def`, made once into *slot and held forever (one
+ * reference): what the afr_*_function getters hand to Python. cffi calls C
+ * with the GIL released; the C API needs it. */
+static void *afr_function_once(PyObject **slot, PyMethodDef *def)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    if (*slot == NULL)
+        *slot = PyCFunction_NewEx(def, NULL, NULL);
+    PyGILState_Release(gil);
+    return *slot;
+}
+
 static PyObject *afr_plain_ranges_object = NULL;
 
 static void *afr_plain_ranges_function(void)
 {
-    PyGILState_STATE gil = PyGILState_Ensure();
-    if (afr_plain_ranges_object == NULL)
-        afr_plain_ranges_object = PyCFunction_NewEx(&afr_plain_ranges_def, NULL, NULL);
-    PyGILState_Release(gil);
-    return afr_plain_ranges_object; /* one reference, held forever */
+    return afr_function_once(&afr_plain_ranges_object, &afr_plain_ranges_def);
 }
 
 static PyObject *afr_read_ranges_impl(PyObject *self, PyObject *args)
@@ -169,12 +177,7 @@ static PyObject *afr_read_ranges_object = NULL;
 
 static void *afr_read_ranges_function(void)
 {
-    /* cffi calls C with the GIL released; the C API needs it. */
-    PyGILState_STATE gil = PyGILState_Ensure();
-    if (afr_read_ranges_object == NULL)
-        afr_read_ranges_object = PyCFunction_NewEx(&afr_read_ranges_def, NULL, NULL);
-    PyGILState_Release(gil);
-    return afr_read_ranges_object; /* one reference, held forever */
+    return afr_function_once(&afr_read_ranges_object, &afr_read_ranges_def);
 }
 #else
 static void *afr_read_ranges_function(void) { return NULL; }
