@@ -4,6 +4,9 @@
 await point, until the buffer is full or ``flush``/``seek``/``truncate``/
 ``close`` needs it written. Then one pool hop writes the whole buffer
 (pwrite at our position; write(2) for O_APPEND, which lands at the end).
+Its fast path (exact bytes that fit: buffered at the call, a completed
+awaitable returned) is the base class's, ``_writer_core.WriterCore`` (C when
+compiled); the rest starts at ``_write_slow``.
 
 Semantics are CPython's C ``BufferedWriter`` with the same buffer size, step
 for step (Modules/_io/bufferedio.c): a write that fits is buffered, even to
