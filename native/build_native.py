@@ -80,6 +80,24 @@ SOURCES: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "afr_read_many.c",  # read_many's inline pass as a CPython function
+        """
+        /* read_ranges_nowait(...) as a CPython function object (NULL on PyPy),
+           handed out as afr_read_nowait_function's is. */
+        void *afr_read_ranges_function(void);
+        /* plain_ranges(ranges) -> bool, the same way: read_many's checks. */
+        void *afr_plain_ranges_function(void);
+        """,
+    ),
+    (
+        "afr_write.c",  # the writer's buffer fields and write() in C
+        """
+        /* The WriterCore type object (NULL on PyPy or if it cannot be made),
+           handed out as afr_read_nowait_function's object is. */
+        void *afr_writer_core_type(void);
+        """,
+    ),
+    (
         "afr_open.c",  # opens that cannot block (small-files, issue 12)
         """
         /* openat2(RESOLVE_CACHED) read-only + statx(AT_STATX_DONT_SYNC):
