@@ -369,24 +369,38 @@ def configure_readahead(max_jobs: int = 0, max_bytes: int = 0) -> None:
         _lib.afr_readahead_configure(max_jobs, max_bytes)
 
 
-def submit_readahead(fd: int, offset: int, length: int, piece: int) -> bool:
+def submit_readahead(fd: int, offset: int, length: int, stream: int) -> bool:
     """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
-    (native/afr_readahead.c: on a dup of ``fd``, waking no loop), asked of
-    the kernel ``piece`` bytes at a time on ``piece`` boundaries. False when
-    the C pool refused it: over its process-wide bounds, no thread, no fd
-    left for the dup. Never blocks."""
+    (native/afr_readahead.c: read through on a description of its own,
+    waking no loop) for the stream numbered ``stream`` (> 0). False when the
+    C pool refused it: a job of that stream still in flight, over its
+    process-wide bounds, no thread, no fd left for the dup. Never blocks."""
     if _lib is None:
         return False
-    return bool(_lib.afr_submit_readahead(fd, offset, length, piece) == 0)
+    return bool(_lib.afr_submit_readahead(fd, offset, length, stream) == 0)
 
 
 def readahead_in_flight() -> tuple[int, int]:
     """(readahead jobs, their bytes) queued or running now, process-wide."""
+    _, _, _, jobs, nbytes = readahead_stats()
+    return jobs, nbytes
+
+
+def readahead_stats() -> tuple[int, int, int, int, int]:
+    """(jobs ever, their bytes, jobs that read on a description of their own,
+    jobs in flight now, their bytes), process-wide."""
     if _lib is None:
-        return 0, 0
+        return 0, 0, 0, 0, 0
     submitted = _ffi.new("unsigned long long *")
     submitted_bytes = _ffi.new("unsigned long long *")
+    reopened = _ffi.new("unsigned long long *")
     jobs = _ffi.new("long *")
     nbytes = _ffi.new("long long *")
-    _lib.afr_readahead_stats(submitted, submitted_bytes, jobs, nbytes)
-    return int(jobs[0]), int(nbytes[0])
+    _lib.afr_readahead_stats(submitted, submitted_bytes, reopened, jobs, nbytes)
+    return (
+        int(submitted[0]),
+        int(submitted_bytes[0]),
+        int(reopened[0]),
+        int(jobs[0]),
+        int(nbytes[0]),
+    )

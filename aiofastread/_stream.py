@@ -22,6 +22,7 @@ forgets the stream: a reader that turned random gets no readahead.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Final
 
 # One readahead job's bytes: the device's readahead window, but at least
@@ -48,6 +49,11 @@ RATE_SAMPLE_NS: Final = 10_000_000
 RATE_DECAY: Final = 0.5
 
 
+# Streams are numbered for the C pool, which runs one job per stream at a
+# time (native/afr_readahead.c says why).
+_idents = itertools.count(1)
+
+
 @dataclasses.dataclass(slots=True)
 class Stream:
     """One handle's stream: how far readahead was asked for, how fast it reads."""
@@ -57,6 +63,7 @@ class Stream:
     mark_ns: int
     streak: int = 0  # reads in a row that continued the stream
     rate: float = 0.0  # bytes/s, decaying average
+    ident: int = dataclasses.field(default_factory=_idents.__next__, compare=False)
 
 
 # The kernel reads an advised range in steps of this many bytes
@@ -131,6 +138,16 @@ def plan(
         jobs.append((start, length))
         start += length
     return jobs
+
+
+def one_job(jobs: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """``plan``'s jobs as one range ``(offset, length)`` (they are contiguous):
+    a stream has one job in flight at a time, read through in order."""
+    if not jobs:
+        return None
+    start = jobs[0][0]
+    last_offset, last_length = jobs[-1]
+    return start, last_offset + last_length - start
 
 
 def submitted(stream: Stream, offset: int, length: int) -> None:
