@@ -101,13 +101,20 @@ class NativeMissPool:
         buffer stays exported until the loop reaps the read."""
         return await self._start(fd, len(buffer), offset, buffer)
 
+    async def start_bring_in(self, fd: int, size: int, offset: int) -> asyncio.Future[int] | None:
+        """Bring ``size`` bytes at ``offset`` into the page cache on a C thread
+        (native/afr_readahead.c: read through to /dev/null, no buffer): the
+        future gives the count brought in (fewer only at EOF). As
+        ``start_read`` otherwise; counted as a readahead job, not a read."""
+        return await self._start(fd, size, offset, None, bring_in=True)
+
     async def _start(
-        self, fd: int, size: int, offset: int, into: memoryview | None
+        self, fd: int, size: int, offset: int, into: memoryview | None, *, bring_in: bool = False
     ) -> asyncio.Future[Any] | None:
         await self._slots.acquire()
         with self._lock:
             self.in_flight += 1
-        future = self._submit(fd, size, offset, into)
+        future = self._submit(fd, size, offset, into, bring_in=bring_in)
         if future is None:
             self._release(1)
         return future
@@ -147,9 +154,15 @@ class NativeMissPool:
         self._slots.release(count)
 
     def _submit(
-        self, fd: int, size: int, offset: int, into: memoryview | None = None
+        self,
+        fd: int,
+        size: int,
+        offset: int,
+        into: memoryview | None = None,
+        *,
+        bring_in: bool = False,
     ) -> asyncio.Future[Any] | None:
-        if size > MAX_READ and into is None:  # no copy on the loop into caller memory
+        if size > MAX_READ and into is None and not bring_in:  # no copy on the loop otherwise
             return None
         if _orphans:
             sweep_orphans()
@@ -168,7 +181,7 @@ class NativeMissPool:
                     return None
                 raise
             self._ports[loop] = weakref.ref(port)
-        future = port.submit(loop, fd, size, offset, into)
+        future = port.submit(loop, fd, size, offset, into, bring_in=bring_in)
         if future is None and not port.futures:
             port.close(loop)
         return future
@@ -223,9 +236,13 @@ class _Port:
         size: int,
         offset: int,
         into: memoryview | None = None,
+        *,
+        bring_in: bool = False,
     ) -> asyncio.Future[Any] | None:
         token = self.next_token
-        if into is None:
+        if bring_in:
+            rc = _lib.afr_submit_bring_in(self.c_port, fd, size, offset, token)
+        elif into is None:
             rc = _lib.afr_submit(self.c_port, fd, size, offset, token)
         else:
             # The export: pins the buffer (no resize, no close) while it lives.
@@ -257,7 +274,7 @@ class _Port:
                         if result < 0:
                             err = -result
                             future.set_exception(OSError(err, os.strerror(err)))
-                        elif buf == _ffi.NULL:  # read into the caller's memory
+                        elif buf == _ffi.NULL:  # read into the caller's memory, or brought in
                             future.set_result(result)
                         else:
                             future.set_result(_ffi.unpack(buf, result))

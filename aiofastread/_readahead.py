@@ -38,7 +38,6 @@ def note(h: FileHandle, offset: int, size: int, window: int, request: int) -> No
     follow its stream and ask for the ranges ahead of it. ``window`` is the
     device's readahead window (the lookahead is two), ``request`` the largest
     request it takes (0: unknown)."""
-    global jobs, nbytes
     stream = h.stream = _stream.observe(h.stream, offset, h.seq_end, time.monotonic_ns())
     if (
         stream is None
@@ -65,8 +64,15 @@ def note(h: FileHandle, offset: int, size: int, window: int, request: int) -> No
     # bound: asked again (from where that one ended) at the next read.
     if _native_pool.submit_readahead(h.fd, start, length, stream.ident):
         _stream.submitted(stream, start, length)
-        jobs += 1
-        nbytes += length
+        count(length)
+
+
+def count(length: int) -> None:
+    """A range of ``length`` bytes was brought in by a readahead job for
+    another reader (``_sendfile``): counted with the streams' jobs."""
+    global jobs, nbytes
+    jobs += 1
+    nbytes += length
 
 
 def active(h: FileHandle) -> bool:

@@ -8,8 +8,8 @@
  * bytes in flight, afr_readahead_configure) and one job per stream at a
  * time; the per-file bounds are Python's (_stream).
  *
- * A job reads its range through, into a scratch buffer, on an open file
- * description of its own: the kernel's readahead then sees one sequential
+ * A job reads its range through (sendfile(2) to /dev/null: no copy, no
+ * buffer) on an open file description of its own: the kernel's readahead then sees one sequential
  * reader per stream and brings the pages in as it does for any stream, in
  * large folios and requests as large as the device takes. What it replaced,
  * and why (docs/streams.md, "Why a cold stream was slower"):
@@ -28,8 +28,9 @@
  * against the bound) until its pages are really there. */
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/sendfile.h>
 
-/* Reads of the read-through: 256 KiB. The kernel's readahead runs up to a
+/* Steps of the read-through: 256 KiB. The kernel's readahead runs up to a
  * window (read_ahead_kb) ahead of them: the request size comes from it, not
  * from this. */
 #define AFR_RA_READ (256 * 1024)
@@ -69,49 +70,89 @@ static int afr_readahead_own(int dup_fd, int *reopened)
     return own;
 }
 
-/* The worker side of a readahead job: the job is ours to free. */
+/* Read [offset, offset + len) of fd through, waiting for every page:
+ * the bytes read (fewer only at EOF) or -errno. */
+static long afr_read_through(int fd, long long offset, size_t len)
+{
+    /* Where the bytes go: /dev/null, through sendfile(2), so the pages are
+     * read and waited for without a copy or a buffer; a scratch buffer
+     * where there is no /dev/null. Opened per job (a job is megabytes): no
+     * descriptor of ours stays open between jobs. */
+    int sink = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    long result;
+    char *buf = NULL;
+    size_t done = 0;
+    unsigned long long cached = 0, pages = 0;
+    char byte;
+    /* The byte before (the reader's, or an earlier job's: cached): reading
+     * it makes the range's first read a sequential one to the kernel. NOWAIT:
+     * a page still being read by another job is not waited for (EAGAIN at
+     * once, no I/O: it is in the cache). */
+    if (offset > 0 && afr_cachestat(fd, offset - 1, 1, &cached, &pages) == 0 && cached >= pages)
+        (void)afr_pread_flags(fd, &byte, 1, offset - 1, RWF_NOWAIT);
+    if (sink < 0 && (buf = malloc(AFR_RA_READ)) == NULL)
+        return -ENOMEM;
+    result = 0;
+    while (done < len) {
+        size_t want = len - done < AFR_RA_READ ? len - done : AFR_RA_READ;
+        off_t at = (off_t)(offset + (long long)done);
+        ssize_t n = sink >= 0 ? sendfile(sink, fd, &at, want) : pread(fd, buf, want, at);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && sink >= 0 && (errno == EINVAL || errno == ENOSYS) && done == 0) {
+            /* No splice from this file: read it into a buffer instead. */
+            close(sink);
+            sink = -1;
+            if ((buf = malloc(AFR_RA_READ)) == NULL) {
+                result = -ENOMEM;
+                break;
+            }
+            continue;
+        }
+        if (n < 0) {
+            result = -errno;
+            break;
+        }
+        if (n == 0)
+            break; /* EOF */
+        done += (size_t)n;
+    }
+    if (sink >= 0)
+        close(sink);
+    free(buf);
+    return result < 0 ? result : (long)done;
+}
+
+/* The worker side of a readahead job: the job is ours to free, or, for a
+ * bring-in (a port to answer), to complete with the bytes brought in. */
 static void afr_readahead_run(struct afr_job *job)
 {
     unsigned long long cached = 0, pages = 0;
     int reopened = 0, i;
-    int resident = afr_cachestat(job->fd, job->offset, (long long)job->len, &cached, &pages) == 0
+    int resident = job->port == NULL
+                   && afr_cachestat(job->fd, job->offset, (long long)job->len, &cached, &pages) == 0
                    && cached >= pages;
     if (!resident) {
-        char *buf = malloc(AFR_RA_READ);
         job->fd = afr_readahead_own(job->fd, &reopened);
-        if (buf != NULL) {
-            size_t done = 0;
-            char byte;
-            /* The byte before: its page is the reader's, cached; reading it
-             * makes the range's first read a sequential one to the kernel. */
-            if (job->offset > 0
-                && afr_cachestat(job->fd, job->offset - 1, 1, &cached, &pages) == 0
-                && cached >= pages)
-                (void)pread(job->fd, &byte, 1, job->offset - 1);
-            while (done < job->len) {
-                size_t want = job->len - done < AFR_RA_READ ? job->len - done : AFR_RA_READ;
-                ssize_t n = pread(job->fd, buf, want, job->offset + (long long)done);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n <= 0)
-                    break; /* EOF (the file shrank) or an error: the reader will see it */
-                done += (size_t)n;
-            }
-            free(buf);
-        }
+        job->result = afr_read_through(job->fd, job->offset, job->len);
     }
     close(job->fd);
     pthread_mutex_lock(&afr_pool.lock);
-    afr_ra.jobs--;
-    afr_ra.bytes -= (long long)job->len;
     afr_ra.reopened += (unsigned long long)reopened;
-    for (i = 0; i < AFR_RA_SLOTS; i++)
-        if (afr_ra.streams[i] == job->ra_stream) {
-            afr_ra.streams[i] = 0;
-            break;
-        }
+    if (job->port == NULL) {
+        afr_ra.jobs--;
+        afr_ra.bytes -= (long long)job->len;
+        for (i = 0; i < AFR_RA_SLOTS; i++)
+            if (afr_ra.streams[i] == job->ra_stream) {
+                afr_ra.streams[i] = 0;
+                break;
+            }
+    }
     pthread_mutex_unlock(&afr_pool.lock);
-    free(job);
+    if (job->port != NULL)
+        afr_complete(job);
+    else
+        free(job);
 }
 
 /* Queue a readahead of len bytes at offset of fd for the stream numbered
@@ -203,4 +244,42 @@ static void afr_readahead_stats(unsigned long long *submitted, unsigned long lon
     *jobs = afr_ra.jobs;
     *bytes = afr_ra.bytes;
     pthread_mutex_unlock(&afr_pool.lock);
+}
+
+/* Bring len bytes at offset of fd into the page cache for a caller that
+ * waits (aiofastread.sendfile's cold ranges): the same read-through, on a
+ * C thread, answered through port under token with the bytes brought in
+ * (fewer only at EOF) or -errno. Holds a pool slot as a miss read does, not
+ * the readahead bounds (its caller waits for it). 0 or -errno, as
+ * afr_submit_job. Never blocks. */
+static int afr_submit_bring_in(struct afr_port *port, int fd, size_t len, long long offset,
+                               unsigned long long token)
+{
+    struct afr_job *job;
+    int rc = afr_take_slot();
+    if (rc < 0)
+        return rc;
+    job = afr_job_new(port, fd, NULL, 1, len, offset, token);
+    if (job == NULL) {
+        rc = -errno;
+        afr_untake(1);
+        return rc;
+    }
+    job->readahead = 1;
+    afr_port_ref(port, 1); /* before a worker can complete it */
+    pthread_mutex_lock(&afr_pool.lock);
+    rc = afr_enqueue_locked(job);
+    if (rc == 0) {
+        afr_pool.submitted--; /* not a miss read: afr_pool_stats counts those */
+        afr_ra.submitted++;
+        afr_ra.submitted_bytes += len;
+    }
+    pthread_mutex_unlock(&afr_pool.lock);
+    if (rc < 0) {
+        afr_port_ref(port, -1);
+        afr_untake(1);
+        close(job->fd);
+        afr_job_free(job);
+    }
+    return rc;
 }
