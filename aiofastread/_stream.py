@@ -66,16 +66,16 @@ class Stream:
     ident: int = dataclasses.field(default_factory=_idents.__next__, compare=False)
 
 
-# The kernel reads an advised range in steps of this many bytes
-# (force_page_cache_ra), each split into the device's largest requests.
+# The kernel's largest step of readahead (force_page_cache_ra): the unit of
+# a chunk when the device's request size is not known.
 KERNEL_STEP: Final = 2 << 20
 
 
 def piece_for(request: int) -> int:
-    """How many bytes a job advises at a time, on multiples of it, for a
-    device whose largest request is ``request`` bytes (0: unknown): the
-    most whole requests in one kernel step, so every request is full-size
-    (native/afr_readahead.c says what a ragged split cost)."""
+    """The unit chunks are whole multiples of, for a device whose largest
+    request is ``request`` bytes (0: unknown): the most whole requests in
+    one kernel step, so a job's range ends where a request would (the
+    kernel's readahead inside a job splits it into such requests)."""
     if request <= 0 or request >= KERNEL_STEP:
         return KERNEL_STEP
     return request * (KERNEL_STEP // request)
@@ -126,7 +126,7 @@ def plan(
     whose current read ends at ``end``; submit them in order and call
     ``submitted`` for each one taken (a refused job and those after it are
     asked for again at the next read). Jobs end on chunk boundaries (the
-    first one may start between two), so their pieces are whole."""
+    first one may start between two); ``one_job`` makes them one range."""
     if stream.streak < STREAK_MIN:
         return []
     target = min(end + depth(stream, window, lookahead, piece), size_hint)

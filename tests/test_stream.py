@@ -142,6 +142,13 @@ def test_plan_never_goes_past_the_size_known() -> None:
     assert plan(s, 2 * MIB, size_hint=size) == []
 
 
+def test_a_plan_is_submitted_as_one_range() -> None:
+    assert _stream.one_job([]) is None
+    assert _stream.one_job([(3 * MIB, MIB)]) == (3 * MIB, MIB)
+    jobs = [(MIB + 4096, MIB - 4096), (2 * MIB, MIB), (3 * MIB, 1000)]
+    assert _stream.one_job(jobs) == (MIB + 4096, 2 * MIB - 4096 + 1000)
+
+
 def test_a_reader_ahead_of_the_readahead_is_not_read_behind() -> None:
     s = Stream(ahead_to=MIB, mark_pos=0, mark_ns=0, streak=STREAK_MIN)
     assert plan(s, 3 * MIB)[0][0] == 3 * MIB
