@@ -155,6 +155,19 @@ static void afr_readahead_run(struct afr_job *job)
         free(job);
 }
 
+/* Queue a readahead job (pool lock held): 0 or -EAGAIN, as
+ * afr_enqueue_locked; counted as a readahead job, not as a miss read. */
+static int afr_ra_enqueue_locked(struct afr_job *job)
+{
+    int rc = afr_enqueue_locked(job);
+    if (rc == 0) {
+        afr_pool.submitted--; /* afr_pool_stats counts miss reads */
+        afr_ra.submitted++;
+        afr_ra.submitted_bytes += job->len;
+    }
+    return rc;
+}
+
 /* Queue a readahead of len bytes at offset of fd for the stream numbered
  * stream (> 0): 0; -EBUSY while a job of that stream is in flight; -EAGAIN
  * over the process-wide bounds (or with no thread to run it); -errno when
@@ -204,12 +217,8 @@ static int afr_submit_readahead(int fd, long long offset, size_t len, long strea
     job->offset = offset;
     job->len = len;
     pthread_mutex_lock(&afr_pool.lock);
-    rc = afr_enqueue_locked(job);
-    if (rc == 0) {
-        afr_pool.submitted--; /* not a miss read: afr_pool_stats counts those */
-        afr_ra.submitted++;
-        afr_ra.submitted_bytes += len;
-    } else {
+    rc = afr_ra_enqueue_locked(job);
+    if (rc < 0) {
         afr_ra.jobs--;
         afr_ra.bytes -= (long long)len;
         afr_ra.streams[slot] = 0;
@@ -250,8 +259,9 @@ static void afr_readahead_stats(unsigned long long *submitted, unsigned long lon
  * waits (aiofastread.sendfile's cold ranges): the same read-through, on a
  * C thread, answered through port under token with the bytes brought in
  * (fewer only at EOF) or -errno. Holds a pool slot as a miss read does, not
- * the readahead bounds (its caller waits for it). 0 or -errno, as
- * afr_submit_job. Never blocks. */
+ * the readahead bounds (its caller waits for it). 0 or -errno. Never
+ * blocks. The steps are afr_submit_job's (afr_pool.c), but for the job's
+ * kind, which must be set before a worker can take it. */
 static int afr_submit_bring_in(struct afr_port *port, int fd, size_t len, long long offset,
                                unsigned long long token)
 {
@@ -268,12 +278,7 @@ static int afr_submit_bring_in(struct afr_port *port, int fd, size_t len, long l
     job->readahead = 1;
     afr_port_ref(port, 1); /* before a worker can complete it */
     pthread_mutex_lock(&afr_pool.lock);
-    rc = afr_enqueue_locked(job);
-    if (rc == 0) {
-        afr_pool.submitted--; /* not a miss read: afr_pool_stats counts those */
-        afr_ra.submitted++;
-        afr_ra.submitted_bytes += len;
-    }
+    rc = afr_ra_enqueue_locked(job);
     pthread_mutex_unlock(&afr_pool.lock);
     if (rc < 0) {
         afr_port_ref(port, -1);
