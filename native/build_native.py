@@ -72,10 +72,13 @@ SOURCES: tuple[tuple[str, str], ...] = (
     (
         "afr_readahead.c",  # readahead jobs on the native pool's threads
         """
-        int afr_submit_readahead(int fd, long long offset, size_t len, size_t piece);
+        int afr_submit_readahead(int fd, long long offset, size_t len, long stream);
+        int afr_submit_bring_in(struct afr_port *port, int fd, size_t len,
+                                long long offset, unsigned long long token);
         void afr_readahead_configure(long max_jobs, long long max_bytes);
         void afr_readahead_stats(unsigned long long *submitted,
                                  unsigned long long *submitted_bytes,
+                                 unsigned long long *reopened,
                                  long *jobs, long long *bytes);
         """,
     ),
