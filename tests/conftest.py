@@ -124,6 +124,10 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     for key, func in bb.functions.items():
         if key.startswith("io."):
             func.can_block_predicate = _closed_file_cannot_block(func.can_block_predicate)
+            # CPython's io layers over our BridgeRaw, run by a bridge worker
+            # greenlet: what would block there suspends to the pool instead
+            # (the raw's own os.* calls stay checked).
+            func.can_block_in("aiofastread/_bridge/driver.py", "_serve")
     bb.activate()
     try:
         yield bb
