@@ -93,6 +93,7 @@ class DirectText:
         "file",
         "known",
         "raw",
+        "short",
         "start",
         "text",
         "used",
@@ -110,6 +111,7 @@ class DirectText:
         self.chunk: bytes | None = None
         self.text = ""
         self.used = 0
+        self.short = False  # the chunk ended at EOF (fewer bytes than asked)
         self.known = True
         self.dirty = False
         self.enabled = True  # false for good once the buffer is used directly
@@ -121,6 +123,7 @@ class DirectText:
         self.chunk = None
         self.text = ""
         self.used = 0
+        self.short = False
         self.known = self.dirty = True
 
     async def read(self, n: int) -> str | None:
@@ -134,14 +137,15 @@ class DirectText:
             return text[used : used + n]
         parts = [text[used:]]
         remaining = n - (len(text) - used)
-        start, chunk = self.start, self.chunk
+        start, chunk, short = self.start, self.chunk, self.short
         end = start + (len(chunk) if chunk is not None else 0)
         chunk_size = self.file._CHUNK_SIZE  # type: ignore[attr-defined]
         pread = self._core.pread
         while remaining > 0:  # textiowrapper_read_chunk, once per turn
-            data = await pread(max(chunk_size, remaining), end)
+            size = max(chunk_size, remaining)
+            data = await pread(size, end)
             if not data:  # EOF: an empty chunk is the last one
-                start, chunk, text, used = end, b"", "", 0
+                start, chunk, text, used, short = end, b"", "", 0, True
                 break
             if self._ascii_only and not data.isascii():
                 return None
@@ -149,9 +153,10 @@ class DirectText:
             used = min(remaining, len(text))
             parts.append(text[:used])
             remaining -= used
-            start, chunk = end, data
+            start, chunk, short = end, data, len(data) < size
             end += len(data)
         self.start, self.chunk, self.text, self.used = start, chunk, text, used
+        self.short = short
         self.dirty = True
         Counters.reads += 1
         return "".join(parts) if len(parts) > 1 else parts[0]
@@ -159,8 +164,9 @@ class DirectText:
     def sync(self) -> None:
         """Bring the TextIOWrapper to the state held here (in the operation's
         greenlet, or outside one for ``buffer``/``detach``). The chunk's bytes
-        are put in the raw's window, so the replayed read does no I/O, but at
-        EOF, where it asks the file again as the original read did."""
+        are put in the raw's window, with EOF after them if the original read
+        met it there: the replayed read does no I/O and gets the same bytes.
+        (tests/conftest.py lets blockbuster know.)"""
         if not self.dirty:
             return
         self.dirty = False
@@ -169,8 +175,13 @@ class DirectText:
         file.seek(self.start)
         chunk = self.chunk
         if chunk and self.used:
-            self.raw._set_window(self.start, chunk)
-            file.read(self.used)
+            raw = self.raw
+            raw._set_window(self.start, chunk, eof=self.short)
+            raw.replaying = True
+            try:
+                file.read(self.used)
+            finally:
+                raw.replaying = False
 
     def before(self, fn: Any) -> None:
         """``fn``, a method of the TextIOWrapper, is about to run on it."""

@@ -87,6 +87,9 @@ class BridgeRaw(io.RawIOBase):
         # The greenlet of the operation running now (set by Bridge.run).
         self.owner: greenlet.greenlet | None = None
         self.speculating = False
+        # _bridge/direct replays reads into the layers above from the window,
+        # whose ``eof`` then stands for what the original read found.
+        self.replaying = False
 
     # -- attributes (FileIO's) -------------------------------------------------
 
@@ -232,6 +235,8 @@ class BridgeRaw(io.RawIOBase):
             off = self._pos - win.start
             avail = len(win.data) - off
             if avail <= 0:
+                if self.replaying and win.eof:
+                    break
                 try:
                     self._refill(n - got)
                 except OSError:
