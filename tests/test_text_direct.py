@@ -210,19 +210,19 @@ async def test_seek_read_served_directly(data_dir: Path) -> None:
     path.write_bytes(bytes(range(256)) * 256)
     warm(path)
     async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
-        reads, syncs = direct.Counters.reads, direct.Counters.syncs
+        reads, syncs = direct.COUNTERS.reads, direct.COUNTERS.syncs
         submissions = _pool.default_pool().statistics().submissions
         for offset in (0, 5000, 60000, 123):
             assert await f.seek(offset) == offset
             assert await f.read(16384) == (bytes(range(256)) * 256)[offset : offset + 16384].decode(
                 "latin-1"
             )
-        assert direct.Counters.reads - reads == 4
-        assert direct.Counters.syncs == syncs  # nothing else asked for the TextIOWrapper
+        assert direct.COUNTERS.reads - reads == 4
+        assert direct.COUNTERS.syncs == syncs  # nothing else asked for the TextIOWrapper
         if _native.backend.can_read_inline:  # cached: each chunk an inline hit
             assert _pool.default_pool().statistics().submissions == submissions
         assert await f.tell() == 123 + 16384
-        assert direct.Counters.syncs == syncs + 1
+        assert direct.COUNTERS.syncs == syncs + 1
         with open(path, encoding="latin-1", newline="\n") as cpy:
             cpy.seek(123)
             cpy.read(16384)
