@@ -45,13 +45,6 @@ def fast_path() -> None:
         pytest.skip("this backend has no inline reads")
 
 
-@pytest.fixture(autouse=True)
-def no_blocking_lines() -> Iterator[None]:
-    bridge_raw.Counters.speculation_blocked = 0
-    yield
-    assert bridge_raw.Counters.speculation_blocked == 0
-
-
 # -- where reads are served -----------------------------------------------------
 
 

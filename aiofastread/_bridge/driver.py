@@ -138,11 +138,9 @@ class Bridge:
             raw.fits_at = raw._pos
         if direct is not None:
             direct.known = False  # the TextIOWrapper reads on: its state is its own
-        raw.speculating = True
-        try:
-            return self.file.readline(size)
-        finally:
-            raw.speculating = False
+        # Served from the window: nothing here may block (tests: blockbuster
+        # flags any blocking call under this frame on the loop).
+        return self.file.readline(size)
 
     def leave_direct(self) -> None:
         """No more direct seek/read: the TextIOWrapper is about to be used

@@ -49,14 +49,6 @@ POOL_WINDOW = 256 << 10
 RANDOM_MIN = 4 << 10
 
 
-class Counters:
-    """Bridge-wide events that tests assert on."""
-
-    # Blocking calls made on the loop by a line served from memory (always
-    # 0 if _text's reasoning holds; a bug would still return right results).
-    speculation_blocked = 0
-
-
 class BridgeRaw(io.RawIOBase):
     """A FileIO look-alike whose I/O goes through the inline path and the pool."""
 
@@ -86,7 +78,6 @@ class BridgeRaw(io.RawIOBase):
         self.fits_at = -1  # position at which line_fits() last said yes
         # The greenlet of the operation running now (set by Bridge.run).
         self.owner: greenlet.greenlet | None = None
-        self.speculating = False
         # _bridge/direct replays reads into the layers above from the window,
         # whose ``eof`` then stands for what the original read found.
         self.replaying = False
@@ -461,8 +452,6 @@ class BridgeRaw(io.RawIOBase):
         """Run a blocking call: from the pool if we can suspend, else here."""
         if self._in_owner():
             return self._await(self._h.run, fn, *args)
-        if self.speculating:
-            Counters.speculation_blocked += 1
         return fn(*args)
 
     def _pool_read(self, size: int, pos: int) -> bytes:
