@@ -219,8 +219,14 @@ async def test_many_ranges_over_the_in_flight_limit(data_dir: Path, backend: str
             got, counts = await asyncio.gather(*reads)
         assert got == want
         assert counts == [len(w) for w in want]
-        stats = aiofastread.statistics()
-        assert (stats.misses_in_flight, stats.pool_waiting) == (0, 0)
+        # Every slot comes back (none leaked), if not all by the time gather
+        # returned: 1 in flight was seen then once in ~20 runs on the pool
+        # backend (a release that lands after the awaiters; not root-caused).
+        def drained() -> bool:
+            stats = aiofastread.statistics()
+            return (stats.misses_in_flight, stats.pool_waiting) == (0, 0)
+
+        await until(drained, "every slot released")
         assert _native_pool.counters()[1] == 0
     finally:
         aiofastread.configure(max_in_flight=_pool.DEFAULT_MAX_IN_FLIGHT)
