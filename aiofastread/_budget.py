@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import asyncio
 from asyncio import events
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from aiofastread import _native
 
 # Default budget: ~1 ms of inline work per task streak (issue 10: a 1 ms
 # heartbeat should be late by ~1 ms, not 200 ms). configure(coop_budget_us=).
@@ -55,10 +57,21 @@ OFF: Final = 1 << 62
 ARM_FRACTION: Final = 4
 
 
-class Budget:
+# The reader's C hit path (native/afr_hit.c) checks ``ok`` and charges
+# ``spent`` in C fields (_native.hit_base); the rest of this module is the same.
+if TYPE_CHECKING:
+    _BudgetBase = object
+    _HOT_SLOTS: tuple[str, ...] = ()
+else:
+    _BudgetBase, _HOT_SLOTS = _native.hit_base(
+        "BudgetCore", ("limit", "next", "ok", "spent", "yields")
+    )
+
+
+class Budget(_BudgetBase):
     """The process's inline-work account (see the module docstring)."""
 
-    __slots__ = ("limit", "next", "ok", "spent", "yields")
+    __slots__ = _HOT_SLOTS
 
     def __init__(self) -> None:
         self.spent = 0  # estimated work (units) since the last reset
