@@ -40,7 +40,8 @@
 #include <limits.h>
 
 /* _policy.INLINE_MAX, _checks.TRUSTED_SEEK_MAX, _budget.COST_PER_OP and
- * _read.YIELD_EVERY_MASK (tests/test_c_hit_path.py checks they agree). */
+ * _read.YIELD_EVERY_MASK (tests/test_c_hit_path.py checks they agree: the
+ * dict afr_hit_objects() hands out carries them). */
 #define AFR_INLINE_MAX (1LL << 20)
 #define AFR_TRUSTED_SEEK_MAX (1LL << 40)
 #define AFR_COST_PER_OP 4000
@@ -981,6 +982,11 @@ static PyObject *afr_hit_build(void)
         afr_hit_add_type(d, "PolicyCore", &afr_policy_type, &afr_policy_spec) < 0 ||
         afr_hit_add_type(d, "BudgetCore", &afr_budget_type, &afr_budget_spec) < 0 ||
         afr_hit_add_type(d, "ReaderCore", &afr_reader_type, &afr_reader_spec) < 0)
+        goto fail;
+    if (afr_hit_add(d, "INLINE_MAX", PyLong_FromLongLong(AFR_INLINE_MAX)) < 0 ||
+        afr_hit_add(d, "TRUSTED_SEEK_MAX", PyLong_FromLongLong(AFR_TRUSTED_SEEK_MAX)) < 0 ||
+        afr_hit_add(d, "COST_PER_OP", PyLong_FromLong(AFR_COST_PER_OP)) < 0 ||
+        afr_hit_add(d, "YIELD_EVERY_MASK", PyLong_FromLong(AFR_YIELD_EVERY_MASK)) < 0)
         goto fail;
     for (def = afr_hit_functions; def->ml_name != NULL; def++)
         if (afr_hit_add(d, def->ml_name, PyCFunction_NewEx(def, NULL, NULL)) < 0)
