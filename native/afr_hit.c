@@ -590,6 +590,7 @@ static PyObject *afr_reader_read(PyObject *self, PyObject *const *args, Py_ssize
     if (n == size) {
         r->pos = pos + size;
         if (afr_count_hit(r->h, pos + size, size) < 0) {
+            r->pos = pos; /* the bytes are lost with the error: as if not read */
             Py_DECREF(out);
             return NULL;
         }
@@ -670,8 +671,10 @@ static PyObject *afr_reader_readinto(PyObject *self, PyObject *const *args, Py_s
     n = afr_read_into(r->h, args[0], size, pos);
     if (n == size) {
         r->pos = pos + size;
-        if (afr_count_hit(r->h, pos + size, size) < 0)
+        if (afr_count_hit(r->h, pos + size, size) < 0) {
+            r->pos = pos;
             return NULL;
+        }
         return afr_ready_new(PyLong_FromLongLong(size), self, pos, pos + size);
     }
     attempt = PyLong_FromLong(n);
