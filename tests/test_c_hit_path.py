@@ -32,7 +32,7 @@ import inspect
 import sys
 import tracemalloc
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +63,21 @@ def python_hit_path() -> Iterator[None]:
         _native.backend = saved
 
 
-async def warm_reader(path: Path) -> aiofastread.AsyncBufferedReader:
-    """An open reader on a file whose pages are cached and known WARM."""
+@contextlib.asynccontextmanager
+async def warm_file(
+    data_dir: Path,
+) -> AsyncIterator[tuple[aiofastread.AsyncBufferedReader, bytes]]:
+    """A reader open on a new file whose pages are cached and known WARM,
+    and the file's bytes; closed after."""
+    path = data_dir / "f"
+    data = make_file(path, SIZE)
     f = await aiofastread.open(path, "rb")
-    warm(path)
-    await f.pread(4096, 0)  # a first inline hit makes the file WARM
-    return f
+    try:
+        warm(path)
+        await f.pread(4096, 0)  # a first inline hit makes the file WARM
+        yield f, data
+    finally:
+        await f.close()
 
 
 def test_the_c_constants_are_the_python_ones(native: None) -> None:
@@ -81,10 +90,7 @@ def test_the_c_constants_are_the_python_ones(native: None) -> None:
 
 
 async def test_hits_are_made_in_c_counted_and_never_pooled(data_dir: Path, native: None) -> None:
-    path = data_dir / "f"
-    data = make_file(path, SIZE)
-    f = await warm_reader(path)
-    try:
+    async with warm_file(data_dir) as (f, data):
         before = aiofastread.statistics()
         c_before = _native.hit_syscalls()
         ready = f.read(4096)
@@ -101,8 +107,6 @@ async def test_hits_are_made_in_c_counted_and_never_pooled(data_dir: Path, nativ
         assert buffer == data[3:5003]
         assert await f.tell() == 31_384
         after = aiofastread.statistics()
-    finally:
-        await f.close()
     assert _native.hit_syscalls() - c_before == 5
     assert after.inline_hits - before.inline_hits == 5
     assert after.bytes_inline - before.bytes_inline == 4096 + 16384 + 100 + 5000 + 5000
@@ -112,10 +116,7 @@ async def test_hits_are_made_in_c_counted_and_never_pooled(data_dir: Path, nativ
 async def test_the_python_backend_leaves_the_c_path_aside(data_dir: Path, backend: str) -> None:
     if backend != "python":
         pytest.skip("the python backend's test")
-    path = data_dir / "f"
-    data = make_file(path, SIZE)
-    f = await warm_reader(path)
-    try:
+    async with warm_file(data_dir) as (f, data):
         before = aiofastread.statistics()
         c_before = _native.hit_syscalls()
         for offset in (0, 4096, 9000):
@@ -123,17 +124,12 @@ async def test_the_python_backend_leaves_the_c_path_aside(data_dir: Path, backen
             await f.seek(offset)
             assert await f.read(4096) == data[offset : offset + 4096]
         after = aiofastread.statistics()
-    finally:
-        await f.close()
     assert _native.hit_syscalls() == c_before
     assert after.inline_hits - before.inline_hits == 6
 
 
 async def test_a_ready_is_a_coroutine_to_asyncio(data_dir: Path, native: None) -> None:
-    path = data_dir / "f"
-    data = make_file(path, SIZE)
-    f = await warm_reader(path)
-    try:
+    async with warm_file(data_dir) as (f, data):
         ready = f.pread(10, 0)
         assert asyncio.iscoroutine(ready)
         assert isinstance(ready, collections.abc.Coroutine)
@@ -153,17 +149,12 @@ async def test_a_ready_is_a_coroutine_to_asyncio(data_dir: Path, native: None) -
         with pytest.raises(KeyError, match="thrown"):
             f.pread(3, 1).throw(KeyError("thrown"))
         assert f.pread(3, 1).close() is None
-    finally:
-        await f.close()
 
 
 async def test_a_ready_cancelled_or_never_awaited_leaves_the_position(
     data_dir: Path, native: None
 ) -> None:
-    path = data_dir / "f"
-    data = make_file(path, SIZE)
-    f = await warm_reader(path)
-    try:
+    async with warm_file(data_dir) as (f, data):
         await f.seek(100)
         task = asyncio.create_task(f.read(1000))  # read, answer not delivered
         task.cancel()
@@ -181,8 +172,6 @@ async def test_a_ready_cancelled_or_never_awaited_leaves_the_position(
         del seek
         assert await f.tell() == 100
         assert await f.read(10) == data[100:110]
-    finally:
-        await f.close()
 
 
 async def test_a_task_cancelled_in_the_general_path_leaves_the_position(
@@ -257,10 +246,7 @@ async def outcome(
 
 
 async def test_bad_calls_fail_as_on_the_python_path(data_dir: Path, native: None) -> None:
-    path = data_dir / "f"
-    make_file(path, SIZE)
-    f = await warm_reader(path)
-    try:
+    async with warm_file(data_dir) as (f, _):
         for name, args, kwargs in BAD_CALLS:
             method = getattr(f, name)
             c_way = await outcome(method, args, kwargs)
@@ -270,8 +256,6 @@ async def test_bad_calls_fail_as_on_the_python_path(data_dir: Path, native: None
             await f.seek(0)
             assert c_way == python_way, (name, args, kwargs)
             assert c_way[0] != "value" or name == "read", (name, args, kwargs)
-    finally:
-        await f.close()
     for name, args, kwargs in ON_CLOSED:
         method = getattr(f, name)
         c_way = await outcome(method, args, kwargs)
@@ -296,36 +280,32 @@ def hit_calls(
 
 
 async def test_many_hits_leak_nothing(data_dir: Path, native: None) -> None:
-    path = data_dir / "f"
-    make_file(path, SIZE)
-    f = await warm_reader(path)
     buffer = bytearray(4096)
-    calls = hit_calls(f, buffer)
 
-    async def run(rounds: int) -> None:
+    async def run(calls: list[Callable[[], Awaitable[Any]]], rounds: int) -> None:
         for _ in range(rounds):
             for call in calls:
                 await call()
 
-    try:
-        await run(200)  # caches, freelists and counters settle
-        refs = [sys.getrefcount(x) for x in (f, f._h, f._h.inode, buffer, f._win, f._lock)]
+    async with warm_file(data_dir) as (f, _):
+        calls = hit_calls(f, buffer)
+        await run(calls, 200)  # caches, freelists and counters settle
+        held = (f, f._h, f._h.inode, buffer, f._win, f._lock)
+        refs = [sys.getrefcount(x) for x in held]
         gc.collect()
         tracemalloc.start()
         try:
-            await run(50)
+            await run(calls, 50)
             gc.collect()
             baseline = tracemalloc.get_traced_memory()[0]
-            await run(2000)
+            await run(calls, 2000)
             gc.collect()
             grown = tracemalloc.get_traced_memory()[0] - baseline
         finally:
             tracemalloc.stop()
-        assert [sys.getrefcount(x) for x in (f, f._h, f._h.inode, buffer, f._win, f._lock)] == refs
+        assert [sys.getrefcount(x) for x in held] == refs
         # 14000 calls: a leaked object each would be >= 400 KiB.
         assert grown < 64 << 10, grown
-    finally:
-        await f.close()
 
 
 async def test_a_reader_in_a_cycle_is_collected(data_dir: Path, backend: str) -> None:
