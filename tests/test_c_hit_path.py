@@ -28,6 +28,7 @@ import collections.abc
 import contextlib
 import dataclasses
 import gc
+import importlib.util
 import inspect
 import sys
 import tracemalloc
@@ -321,3 +322,23 @@ async def test_a_reader_in_a_cycle_is_collected(data_dir: Path, backend: str) ->
     del f
     gc.collect()
     assert gone() is None
+
+
+def test_the_module_is_built_for_the_stable_abi_of_3_10(backend: str) -> None:
+    """The abi3 wheel (cp310-abi3) promises one module for CPython >= 3.10:
+    every native file is compiled with the limited API of 3.10, so a call
+    outside it fails the build, not a user's import (scripts/release.sh
+    builds and installs that wheel)."""
+    if backend != "native":
+        pytest.skip("a property of the build: checked once")
+    spec = importlib.util.spec_from_file_location(
+        "build_native", Path(__file__).parent.parent / "native" / "build_native.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    kwargs = build.ffibuilder._assigned_source[3]
+    assert ("Py_LIMITED_API", "0x030A0000") in kwargs["define_macros"]
+    if _native.HAS_HIT_PATH:
+        assert _native._native_cffi.__file__.endswith(".abi3.so")
