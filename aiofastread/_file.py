@@ -67,7 +67,7 @@ class _FileLock(_LockCore, asyncio.Lock):
     _locked: bool
 
 
-def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
+def fast_path_takes(reader: _PythonReader, size: object) -> bool:
     """Whether ``reader.read(size)`` is one preadv2(RWF_NOWAIT) at once.
 
     The rule for a read nothing stands before (no window, no other
@@ -78,10 +78,13 @@ def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
     """
     if reader._win.data or reader._lock._locked:
         return False
+    if size is None or (type(size) is int and size == -1):
+        # read(): the rest of a small file in one read (_read.whole_read_size).
+        size = _read.whole_read_size(reader._h, reader._pos)
     return pread_fast_path_takes(reader, size, reader._pos)
 
 
-def pread_fast_path_takes(reader: AsyncBufferedReader, size: object, offset: object) -> bool:
+def pread_fast_path_takes(reader: _PythonReader, size: object, offset: object) -> bool:
     """Whether ``reader.pread(size, offset)`` is one preadv2(RWF_NOWAIT) at
     once: the rule of ``fast_path_takes`` without the position's clauses
     (a positional read needs no window and no lock), and with the
@@ -246,6 +249,21 @@ class _PythonReader:
                     data = await _read.read_at(self._h, pos, size, attempt=attempt)  # type: ignore[arg-type]
                     self._pos += len(data)
                     return data
+        if (size is None or (type(size) is int and size == -1)) and fast_path_takes(self, size):
+            # read() of a small file: one NOWAIT read of the rest + 1 (a
+            # file that grew shows it); all the bytes we know of: at EOF.
+            h = self._h
+            pos = self._pos
+            want = _read.whole_read_size(h, pos)
+            read_nowait = _native.backend.read_nowait
+            got = read_nowait(h.fd, want, pos)
+            if type(got) is bytes and len(got) == want - 1:
+                _count_hit(h, pos + want - 1, want - 1)
+                self._pos = pos + want - 1
+                return got
+            async with self._lock:  # free (fast_path_takes): taken without a wait
+                return await self._read_all(attempt=got)
+        # Anything else takes the general path.
         size = check_size(size)
         self._check_open("read of closed file")
         async with self._lock:
@@ -267,9 +285,9 @@ class _PythonReader:
         self._pos += len(head) + len(data)
         return head + data if head else data
 
-    async def _read_all(self) -> bytes:
+    async def _read_all(self, attempt: bytes | int | None = None) -> bytes:
         head = self._win.take(self._pos, -1)
-        data = await _read.read_to_eof(self._h, self._pos + len(head))
+        data = await _read.read_to_eof(self._h, self._pos + len(head), attempt)
         self._win.drop()
         self._pos += len(head) + len(data)
         return head + data if head else data

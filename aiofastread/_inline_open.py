@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from aiofastread import _native, _pool
 from aiofastread._fspolicy import FILESYSTEMS, directory_of
-from aiofastread._open import Opened
+from aiofastread._open import Opened, is_plain_binary_read
 from aiofastread._read import learn_readahead
 from aiofastread._runtime import POLICY
 
@@ -109,8 +109,11 @@ def try_open(
     if found is None:
         return None
     fd, _mode, size, dev, ino = found
-    obj = build_stack(fd, file, mode, buffering, encoding, errors, newline)
-    return Opened(obj, dev, ino, size, False, 0, bridgeable=True)
+    # Plain "rb": the reader threadpool._make builds takes the FileIO alone
+    # (a BufferedReader built only to be detached costs ~1 us an open).
+    for_reader = is_plain_binary_read(mode, buffering)
+    obj = build_stack(fd, file, "" if for_reader else mode, buffering, encoding, errors, newline)
+    return Opened(obj, dev, ino, size, False, 0, bridgeable=True, raw_for_reader=for_reader)
 
 
 def build_stack(
@@ -131,8 +134,8 @@ def build_stack(
         raise
     try:
         raw.name = os.fspath(file)  # io.open names it by the path
-        if buffering == 0:
-            return raw  # "rb", unbuffered (text refused it in try_open)
+        if buffering == 0 or not mode:
+            return raw  # "rb" unbuffered (text refused it in try_open), or mode "": raw wanted
         # io.open's rules: buffering 1 is line buffering (text only here),
         # else an explicit size, else the file's st_blksize.
         buffer_size = buffering if buffering > 1 else raw._blksize  # type: ignore[attr-defined]

@@ -71,7 +71,17 @@ class Opened:
     """What the pool job hands back to the loop: the object, and for a
     regular file opened by io.open, what the fast path needs to know."""
 
-    __slots__ = ("bridgeable", "dev", "direct_io", "ino", "obj", "owner", "pos", "size")
+    __slots__ = (
+        "bridgeable",
+        "dev",
+        "direct_io",
+        "ino",
+        "obj",
+        "owner",
+        "pos",
+        "raw_for_reader",
+        "size",
+    )
 
     def __init__(
         self,
@@ -83,9 +93,13 @@ class Opened:
         pos: int = 0,
         *,
         bridgeable: bool = False,
+        raw_for_reader: bool = False,
     ) -> None:
         self.obj, self.dev, self.ino, self.size = obj, dev, ino, size
         self.direct_io, self.pos, self.bridgeable = direct_io, pos, bridgeable
+        # obj is the FileIO alone, for our reader: the BufferedReader
+        # io.open would put over it was not built (_inline_open).
+        self.raw_for_reader = raw_for_reader
         self.owner: Any = obj  # what to close if nobody takes it (a tempfile wrapper)
 
 

@@ -295,12 +295,23 @@ async def pool_read(h: FileHandle, size: int, offset: int) -> bytes:
     return data
 
 
-async def read_to_eof(h: FileHandle, offset: int) -> bytes:
-    """Everything from ``offset`` to EOF, inline when cached."""
-    size = max(h.size_hint - offset, 0)
-    if 0 < size < INLINE_MAX:
-        # +1 so that a file that grew since we looked shows it in one call.
-        data = await read_at(h, offset, size + 1)
+def whole_read_size(h: FileHandle, offset: int) -> int:
+    """What ``read_to_eof`` asks its first read for: the bytes left as far
+    as we know + 1, as FileIO.readall asks (a file that grew since we
+    looked shows it in the same call; at the EOF known, a 1-byte NOWAIT
+    read answers b"" without I/O); 0 when that is over INLINE_MAX or the
+    offset is past the EOF known: the pool reads to EOF."""
+    left = h.size_hint - offset
+    return left + 1 if 0 <= left < INLINE_MAX else 0
+
+
+async def read_to_eof(h: FileHandle, offset: int, attempt: bytes | int | None = None) -> bytes:
+    """Everything from ``offset`` to EOF, inline when cached. ``attempt``:
+    as ``read_at``'s, for a first read of ``whole_read_size`` bytes."""
+    want = whole_read_size(h, offset)
+    if want:
+        size = want - 1
+        data = await read_at(h, offset, want, attempt)
         if offset + len(data) >= h.size_hint and len(data) <= size:
             return data
         rest = await _pool_to_eof(h, offset + len(data))

@@ -114,6 +114,20 @@ async def test_hits_are_made_in_c_counted_and_never_pooled(data_dir: Path, nativ
     assert after.pool_submissions == before.pool_submissions
 
 
+async def test_read_of_the_rest_is_the_general_paths(data_dir: Path, native: None) -> None:
+    """read() / read(-1) / read(None): the C path hands them to the general
+    path (its whole-file read: one NOWAIT read of the rest known + 1)."""
+    async with warm_file(data_dir) as (f, data):
+        for size in ((), (-1,), (None,)):
+            await f.seek(SIZE - 5000)
+            c_before = _native.hit_syscalls()
+            hits = aiofastread.statistics().inline_hits
+            assert await f.read(*size) == data[-5000:]
+            assert _native.hit_syscalls() == c_before
+            assert aiofastread.statistics().inline_hits == hits + 1
+            assert await f.tell() == SIZE
+
+
 async def test_the_python_backend_leaves_the_c_path_aside(data_dir: Path, backend: str) -> None:
     if backend != "python":
         pytest.skip("the python backend's test")

@@ -54,7 +54,7 @@ int_sizes = st.one_of(
     st.sampled_from([0, 1, PAGE, 16384, INLINE_MAX, INLINE_MAX + 1]),
     st.integers(-2, INLINE_MAX + 2),
 )
-odd_sizes = st.sampled_from([None, -1, True, 3.0, "7"])
+odd_sizes = st.sampled_from([None, -1, True, 3.0, -1.0, "7"])
 
 
 def fast_state(**changes: Any) -> dict[str, Any]:
@@ -193,6 +193,11 @@ def the_rule(s: dict[str, Any], inode: InodeState) -> bool:
     """What the general path does with this read, from the rule itself:
     True if it is one NOWAIT read made at once (no cachestat first)."""
     size = s["size"]
+    if size is None or (type(size) is int and size == -1):
+        # read(): read_to_eof's first read asks the rest known + 1 (none
+        # past the EOF known or over INLINE_MAX: the pool reads to EOF).
+        left = s["size_hint"] - s["pos"]
+        size = left + 1 if 0 <= left < INLINE_MAX else 0
     if size <= 0 or s["window"] or s["closing"] or s["locked"]:
         return False  # nothing to read, the window serves it, or it waits/raises
     if s["over_budget"]:
@@ -220,6 +225,7 @@ def fake_reader(s: dict[str, Any], inode: InodeState) -> Any:
         inode=inode,
         seq_end=s["seq_end"],
         ahead_ok_to=s["ahead_ok_to"],
+        size_hint=s["size_hint"],
         closing=s["closing"],
         direct_io=s["direct_io"],
     )
@@ -241,6 +247,10 @@ def inode_in(s: dict[str, Any]) -> InodeState:
 )
 @given(s=file_states(int_sizes))
 @with_edges_and()
+@example(s=fast_state(size=-1, size_hint=65536 + 100))  # read() of the rest
+@example(s=fast_state(size=-1, size_hint=65536))  # read() at the EOF known
+@example(s=fast_state(size=-1, size_hint=65536 + 16384))  # + 1 past the lookahead checked
+@example(s=fast_state(size=-1, size_hint=65536 - 1))  # past the EOF known
 def test_fast_path_condition_is_the_rule(s: dict[str, Any]) -> None:
     # Only an inline HIT makes a file WARM, and switching backends clears
     # the table: a backend that cannot read inline never sees WARM.
@@ -261,7 +271,10 @@ def general_path_only(s: dict[str, Any]) -> bool:
     past the lookahead last checked, where ``_read._cached`` finds nothing
     to ask (at or past the EOF known, or no cachestat). Telling those apart
     would cost every fast read a comparison or two."""
-    stream_past_lookahead = s["pos"] == s["seq_end"] and s["pos"] + s["size"] > s["ahead_ok_to"]
+    size = s["size"]
+    if size is None or (type(size) is int and size == -1):
+        size = s["size_hint"] - s["pos"] + 1  # read(): the rest known + 1
+    stream_past_lookahead = s["pos"] == s["seq_end"] and s["pos"] + size > s["ahead_ok_to"]
     return stream_past_lookahead and (s["pos"] >= s["size_hint"] or not s["cachestat"])
 
 
@@ -300,6 +313,7 @@ class Fakes:
 
     def __init__(self, mp: pytest.MonkeyPatch, *, fake_nowait: bool = True) -> None:
         self.nowait: list[tuple[int, int]] = []
+        self.eof: int | None = None  # set: the file ends there (read() tests)
         self.general: list[str] = []
         self.attempts: list[Any] = []
         self.yields = 0
@@ -320,6 +334,8 @@ class Fakes:
 
     def read_nowait(self, fd: int, size: int, offset: int) -> bytes:
         self.nowait.append((size, offset))
+        if self.eof is not None:
+            size = max(0, min(size, self.eof - offset))
         return b"n" * size
 
     def read_nowait_into(self, fd: int, buffer: Any, size: int, offset: int) -> int:
@@ -338,7 +354,7 @@ class Fakes:
         view[:] = b"g" * len(view)
         return len(view)
 
-    async def read_to_eof(self, h: Any, offset: int) -> bytes:
+    async def read_to_eof(self, h: Any, offset: int, attempt: Any = None) -> bytes:
         self.general.append("read_to_eof")
         return b""
 
@@ -434,6 +450,9 @@ def c_path_needs_native(request: pytest.FixtureRequest, backend: str) -> None:
 @example(method="pread", s=fast_state(), hits=31, pool_busy=True)
 @example(method="readinto", s=fast_state(), hits=14, pool_busy=True)
 @example(method="pread_into", s=fast_state(), hits=15, pool_busy=False)
+@example(method="read", s=fast_state(size=-1, size_hint=65536 + 100), hits=3, pool_busy=False)
+@example(method="read", s=fast_state(size=None, size_hint=65536), hits=3, pool_busy=False)  # at EOF
+@example(method="read", s=fast_state(size=-1, size_hint=65536 + 16384), hits=3, pool_busy=False)
 @with_edges_and(method="read", hits=3, pool_busy=False)
 @with_edges_and(method="pread", hits=3, pool_busy=False)
 @with_edges_and(method="readinto", hits=3, pool_busy=False)
@@ -460,7 +479,13 @@ def test_each_fast_path_is_taken_exactly_when_its_condition_says(
     f._pos = s["pos"]
     f._win.set(s["pos"], s["window"])
     with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]), budget(False):
+        whole = method == "read" and (size is None or (type(size) is int and size == -1))
+        # read() of the rest: the C path hands it to the general path, whose
+        # whole-file read is Python's (proved on the Python side).
+        assume(hit_path == "python" or not whole)
         fakes = Fakes(mp, fake_nowait=hit_path == "python")
+        if whole:
+            fakes.eof = s["size_hint"]  # read() reads the rest known + 1: EOF answers
         mp.setattr(h, "pool", types.SimpleNamespace(busy=pool_busy))
         reference = inode_in(s)
         reference.counters.inline_hits = reference.hits_folded = hits
@@ -476,9 +501,13 @@ def test_each_fast_path_is_taken_exactly_when_its_condition_says(
     took_fast = nowait_reads > 0
     assert took_fast == predicted
     if took_fast:
+        asked = size
+        if whole:  # read(): one read of the rest known + 1, answered up to EOF
+            asked = s["size_hint"] - s["pos"] + 1
+            size = asked - 1
         assert nowait_reads == 1
         if hit_path == "python":
-            assert fakes.nowait == [(size, s["pos"])]
+            assert fakes.nowait == [(asked, s["pos"])]
         else:
             assert bytes(result) == os.pread(h.fd, size, s["pos"])
         assert not fakes.general

@@ -57,8 +57,10 @@ def make_async(
     if not opened.bridgeable:
         return wrap(opened.obj, loop=loop, executor=executor)
     inode = POLICY.state_for(opened.dev, opened.ino)
-    if is_plain_binary_read(mode, buffering) and type(opened.obj) is io.BufferedReader:
-        raw = cast(io.FileIO, opened.obj.detach())
+    if is_plain_binary_read(mode, buffering) and (
+        opened.raw_for_reader or type(opened.obj) is io.BufferedReader
+    ):
+        raw = opened.obj if opened.raw_for_reader else cast(io.FileIO, opened.obj.detach())
         handle = FileHandle(
             raw, inode, size=opened.size, direct_io=opened.direct_io, pool=pool, executor=executor
         )
