@@ -331,7 +331,10 @@ async def test_a_reader_in_a_cycle_is_collected(data_dir: Path, backend: str) ->
     f = await aiofastread.open(path, "rb")
     await f.read(10)
     await f.close()
-    f._h.stream = f  # type: ignore[assignment]  # reader -> handle -> reader
+    # reader -> (C field _win) window -> reader, and the same through _lock
+    # (the handle may outlive the reader a moment in a pool thread's hands).
+    f._win.eof = f  # type: ignore[assignment]
+    f._lock.owner = f  # type: ignore[attr-defined]
     gone = weakref.ref(f)
     del f
     gc.collect()
