@@ -249,20 +249,33 @@ class _PythonReader:
                     data = await _read.read_at(self._h, pos, size, attempt=attempt)  # type: ignore[arg-type]
                     self._pos += len(data)
                     return data
-        if (size is None or (type(size) is int and size == -1)) and fast_path_takes(self, size):
-            # read() of a small file: one NOWAIT read of the rest + 1 (a
-            # file that grew shows it); all the bytes we know of: at EOF.
+        if size is None or (type(size) is int and size == -1):
+            # read() of a small file: one NOWAIT read of the rest known + 1
+            # (_read.whole_read_size: a file that grew shows it); all the
+            # bytes we know of: at EOF. fast_path_takes(self, -1) written out.
             h = self._h
             pos = self._pos
-            want = _read.whole_read_size(h, pos)
-            read_nowait = _native.backend.read_nowait
-            got = read_nowait(h.fd, want, pos)
-            if type(got) is bytes and len(got) == want - 1:
-                _count_hit(h, pos + want - 1, want - 1)
-                self._pos = pos + want - 1
-                return got
-            async with self._lock:  # free (fast_path_takes): taken without a wait
-                return await self._read_all(attempt=got)
+            b = _BUDGET
+            left = h.size_hint - pos
+            if (
+                0 <= left < INLINE_MAX
+                and not self._win.data
+                and h.inode.state is _WARM
+                and not h.closing
+                and not self._lock._locked
+                and POLICY.enabled
+                and not h.direct_io
+                and (pos != h.seq_end or pos + left < h.ahead_ok_to)
+                and b.ok
+            ):
+                read_nowait = _native.backend.read_nowait
+                got = read_nowait(h.fd, left + 1, pos)
+                if type(got) is bytes and len(got) == left:
+                    _count_hit(h, pos + left, left)
+                    self._pos = pos + left
+                    return got
+                async with self._lock:  # free (checked above): taken without a wait
+                    return await self._read_all(attempt=got)
         # Anything else takes the general path.
         size = check_size(size)
         self._check_open("read of closed file")
@@ -683,7 +696,10 @@ class _PythonReader:
         if self._detached:  # as BufferedReader.close() after detach()
             raise ValueError("raw stream has been detached")
         self._win.drop()
-        await self._h.close()
+        h = self._h
+        if h.close_inline and h._close_idle_inline():  # FileHandle.close's first step
+            return
+        await h.close()
 
     async def __aenter__(self: _Reader) -> _Reader:
         return self

@@ -101,13 +101,20 @@ class NativeMissPool:
         buffer stays exported until the loop reaps the read."""
         return await self._start(fd, len(buffer), offset, buffer)
 
+    async def start_bring_in(self, fd: int, size: int, offset: int) -> asyncio.Future[int] | None:
+        """Bring ``size`` bytes at ``offset`` into the page cache on a C thread
+        (native/afr_readahead.c: read through to /dev/null, no buffer): the
+        future gives the count brought in (fewer only at EOF). As
+        ``start_read`` otherwise; counted as a readahead job, not a read."""
+        return await self._start(fd, size, offset, None, bring_in=True)
+
     async def _start(
-        self, fd: int, size: int, offset: int, into: memoryview | None
+        self, fd: int, size: int, offset: int, into: memoryview | None, *, bring_in: bool = False
     ) -> asyncio.Future[Any] | None:
         await self._slots.acquire()
         with self._lock:
             self.in_flight += 1
-        future = self._submit(fd, size, offset, into)
+        future = self._submit(fd, size, offset, into, bring_in=bring_in)
         if future is None:
             self._release(1)
         return future
@@ -147,9 +154,15 @@ class NativeMissPool:
         self._slots.release(count)
 
     def _submit(
-        self, fd: int, size: int, offset: int, into: memoryview | None = None
+        self,
+        fd: int,
+        size: int,
+        offset: int,
+        into: memoryview | None = None,
+        *,
+        bring_in: bool = False,
     ) -> asyncio.Future[Any] | None:
-        if size > MAX_READ and into is None:  # no copy on the loop into caller memory
+        if size > MAX_READ and into is None and not bring_in:  # no copy on the loop otherwise
             return None
         if _orphans:
             sweep_orphans()
@@ -168,7 +181,7 @@ class NativeMissPool:
                     return None
                 raise
             self._ports[loop] = weakref.ref(port)
-        future = port.submit(loop, fd, size, offset, into)
+        future = port.submit(loop, fd, size, offset, into, bring_in=bring_in)
         if future is None and not port.futures:
             port.close(loop)
         return future
@@ -223,9 +236,13 @@ class _Port:
         size: int,
         offset: int,
         into: memoryview | None = None,
+        *,
+        bring_in: bool = False,
     ) -> asyncio.Future[Any] | None:
         token = self.next_token
-        if into is None:
+        if bring_in:
+            rc = _lib.afr_submit_bring_in(self.c_port, fd, size, offset, token)
+        elif into is None:
             rc = _lib.afr_submit(self.c_port, fd, size, offset, token)
         else:
             # The export: pins the buffer (no resize, no close) while it lives.
@@ -257,7 +274,7 @@ class _Port:
                         if result < 0:
                             err = -result
                             future.set_exception(OSError(err, os.strerror(err)))
-                        elif buf == _ffi.NULL:  # read into the caller's memory
+                        elif buf == _ffi.NULL:  # read into the caller's memory, or brought in
                             future.set_result(result)
                         else:
                             future.set_result(_ffi.unpack(buf, result))
@@ -369,24 +386,38 @@ def configure_readahead(max_jobs: int = 0, max_bytes: int = 0) -> None:
         _lib.afr_readahead_configure(max_jobs, max_bytes)
 
 
-def submit_readahead(fd: int, offset: int, length: int, piece: int) -> bool:
+def submit_readahead(fd: int, offset: int, length: int, stream: int) -> bool:
     """Queue a readahead of ``length`` bytes at ``offset`` on a C thread
-    (native/afr_readahead.c: on a dup of ``fd``, waking no loop), asked of
-    the kernel ``piece`` bytes at a time on ``piece`` boundaries. False when
-    the C pool refused it: over its process-wide bounds, no thread, no fd
-    left for the dup. Never blocks."""
+    (native/afr_readahead.c: read through on a description of its own,
+    waking no loop) for the stream numbered ``stream`` (> 0). False when the
+    C pool refused it: a job of that stream still in flight, over its
+    process-wide bounds, no thread, no fd left for the dup. Never blocks."""
     if _lib is None:
         return False
-    return bool(_lib.afr_submit_readahead(fd, offset, length, piece) == 0)
+    return bool(_lib.afr_submit_readahead(fd, offset, length, stream) == 0)
 
 
 def readahead_in_flight() -> tuple[int, int]:
     """(readahead jobs, their bytes) queued or running now, process-wide."""
+    _, _, _, jobs, nbytes = readahead_stats()
+    return jobs, nbytes
+
+
+def readahead_stats() -> tuple[int, int, int, int, int]:
+    """(jobs ever, their bytes, jobs that read on a description of their own,
+    jobs in flight now, their bytes), process-wide."""
     if _lib is None:
-        return 0, 0
+        return 0, 0, 0, 0, 0
     submitted = _ffi.new("unsigned long long *")
     submitted_bytes = _ffi.new("unsigned long long *")
+    reopened = _ffi.new("unsigned long long *")
     jobs = _ffi.new("long *")
     nbytes = _ffi.new("long long *")
-    _lib.afr_readahead_stats(submitted, submitted_bytes, jobs, nbytes)
-    return int(jobs[0]), int(nbytes[0])
+    _lib.afr_readahead_stats(submitted, submitted_bytes, reopened, jobs, nbytes)
+    return (
+        int(submitted[0]),
+        int(submitted_bytes[0]),
+        int(reopened[0]),
+        int(jobs[0]),
+        int(nbytes[0]),
+    )

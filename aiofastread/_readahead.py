@@ -2,9 +2,10 @@
 
 ``note`` is called by the read path (``_read``) when a read starts at the
 offset where the handle's last read ended, or while the handle has a
-stream: ``_stream`` decides which ranges to bring in, and each one becomes
-a job of the native pool (``_native_pool.submit_readahead``: a C thread
-advises and reads the range on its own dup of the fd, and wakes no loop).
+stream: ``_stream`` decides which range to bring in, and it becomes a job
+of the native pool (``_native_pool.submit_readahead``: a C thread reads the
+range through on a description of its own, and wakes no loop), one job per
+stream at a time.
 The reader's later reads find the pages cached and go inline under
 ``_read._cached``'s guard.
 
@@ -37,7 +38,6 @@ def note(h: FileHandle, offset: int, size: int, window: int, request: int) -> No
     follow its stream and ask for the ranges ahead of it. ``window`` is the
     device's readahead window (the lookahead is two), ``request`` the largest
     request it takes (0: unknown)."""
-    global jobs, nbytes
     stream = h.stream = _stream.observe(h.stream, offset, h.seq_end, time.monotonic_ns())
     if (
         stream is None
@@ -47,21 +47,32 @@ def note(h: FileHandle, offset: int, size: int, window: int, request: int) -> No
         or not _native.backend.native_pool
     ):
         return
-    piece = _stream.piece_for(request)
-    plan = _stream.plan(
-        stream,
-        offset + size,
-        window=window,
-        lookahead=2 * window,
-        size_hint=h.size_hint,
-        piece=piece,
+    job = _stream.one_job(
+        _stream.plan(
+            stream,
+            offset + size,
+            window=window,
+            lookahead=2 * window,
+            size_hint=h.size_hint,
+            piece=_stream.piece_for(request),
+        )
     )
-    for start, length in plan:
-        if not _native_pool.submit_readahead(h.fd, start, length, piece):
-            break  # over the process-wide bound: asked again at the next read
+    if job is None:
+        return
+    start, length = job
+    # Refused while the stream's last job runs, or over the process-wide
+    # bound: asked again (from where that one ended) at the next read.
+    if _native_pool.submit_readahead(h.fd, start, length, stream.ident):
         _stream.submitted(stream, start, length)
-        jobs += 1
-        nbytes += length
+        count(length)
+
+
+def count(length: int) -> None:
+    """A range of ``length`` bytes was brought in by a readahead job for
+    another reader (``_sendfile``): counted with the streams' jobs."""
+    global jobs, nbytes
+    jobs += 1
+    nbytes += length
 
 
 def active(h: FileHandle) -> bool:

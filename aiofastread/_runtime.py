@@ -123,7 +123,7 @@ def configure(
     readahead      False stops reading ahead of streaming readers
                    (docs/streams.md); for comparison
     write_buffer_size  bytes buffered by files opened "wb"/"ab"/"xb" without
-                   buffering= (default 128 KiB; see aiofastread/_writer.py)
+                   buffering= (default 256 KiB; see aiofastread/_writer.py)
     coop_budget_us inline work (us, estimated) a task may do without
                    suspending before its next inline operation yields to the
                    loop once (default 1000); 0 turns the budget off

@@ -40,7 +40,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Final, Protocol
 
-from aiofastread import _native, _pool, _read
+from aiofastread import _native, _pool, _read, _readahead
 from aiofastread._file import AsyncBufferedReader
 from aiofastread._handle import FileHandle, is_direct_io
 from aiofastread._policy import UNSUPPORTED_ERRNOS, FileState
@@ -68,8 +68,11 @@ class SendfileStatistics:
 
     calls             sendfile() calls that sent or tried to send
     bytes_inline      bytes os.sendfile moved on the loop (resident ranges)
-    bytes_brought_in  bytes a pool thread read into the page cache first
-    pool_jobs         pool jobs (bring-in reads, reads of re-evicted ranges)
+    bytes_brought_in  bytes read into the page cache first, off the loop
+    native_jobs       bring-ins by readahead jobs of the native pool (C
+                      threads, no buffer; also in statistics().readahead_jobs)
+    pool_jobs         Python pool jobs (bring-ins where there is no native
+                      pool, reads of re-evicted ranges)
     bytes_copied      bytes read through the read core and written (fallback)
     yields            times a transfer yielded to the loop on its budget
     """
@@ -77,6 +80,7 @@ class SendfileStatistics:
     calls: int = 0
     bytes_inline: int = 0
     bytes_brought_in: int = 0
+    native_jobs: int = 0
     pool_jobs: int = 0
     bytes_copied: int = 0
     yields: int = 0
@@ -88,6 +92,7 @@ class _Counters:
         "bytes_copied",
         "bytes_inline",
         "calls",
+        "native_jobs",
         "pool_jobs",
         "yields",
     )
@@ -96,6 +101,7 @@ class _Counters:
         self.calls = 0
         self.bytes_inline = 0
         self.bytes_brought_in = 0
+        self.native_jobs = 0
         self.pool_jobs = 0
         self.bytes_copied = 0
         self.yields = 0
@@ -456,6 +462,8 @@ async def _send_zero_copy(
                     verified_to = warmed_to
             elif size > 0:
                 inline = residency.guard(pos, size, file_size)
+            elif reads.eof_at == pos:
+                return  # a bring-in just read to EOF here: nothing to confirm
             else:
                 inline = False  # at or past the size we know: the pool looks
             if inline is None or (inline and not residency.nowait_path(pos)):
@@ -506,10 +514,15 @@ class _PoolReads:
         self._h, self._end = h, end
         self._next: tuple[int, int, asyncio.Future[int]] | None = None
         self._random = False  # POSIX_FADV_RANDOM set on the fd's description
+        self.eof_at: int | None = None  # where a bring-in came back short (EOF)
 
     def _start(self, pos: int) -> tuple[int, int, asyncio.Future[int]]:
         step = WARM_STEP if self._end is None else min(WARM_STEP, self._end - pos)
-        first, self._random = not self._random, True
+        # Python threads read on the caller's description (see _bring_in);
+        # the native pool's jobs on their own.
+        python = self._h.native_pool is None or not _native.backend.native_pool
+        first = python and not self._random
+        self._random = self._random or python
         job = _pool_bring_in(self._h, pos, step, first=first)
         return pos, step, asyncio.ensure_future(job)
 
@@ -525,6 +538,8 @@ class _PoolReads:
         if following < file_size and (self._end is None or following < self._end):
             self._next = self._start(following)
         size = await future
+        if size < pos + step:
+            self.eof_at = size
         return min(pos + step, size), size
 
     def close(self) -> None:
@@ -613,10 +628,14 @@ def _bring_in(fd: int, offset: int, length: int, first: bool) -> int:
 
 
 async def _pool_bring_in(h: FileHandle, offset: int, length: int, *, first: bool) -> int:
-    """Bring a range in with a pool thread; returns the file size as far as
-    that read tells (exact when it reached EOF)."""
-    _counters.pool_jobs += 1
-    read: int = await h.run(_bring_in, h.fd, offset, length, first)  # type: ignore[assignment]
+    """Bring a range in off the loop; returns the file size as far as that
+    read tells (exact when it reached EOF). A C thread of the native pool
+    where there is one (``_native_bring_in``), else a Python pool thread."""
+    read = await _native_bring_in(h, offset, length)
+    if read is None:
+        _counters.pool_jobs += 1
+        read = await h.run(_bring_in, h.fd, offset, length, first)  # type: ignore[assignment]
+    assert read is not None
     _counters.bytes_brought_in += read
     if read < length:
         return offset + read  # EOF
@@ -624,6 +643,26 @@ async def _pool_bring_in(h: FileHandle, offset: int, length: int, *, first: bool
     if end > h.size_hint:
         h.size_hint = end
     return max(h.size_hint, end)
+
+
+async def _native_bring_in(h: FileHandle, offset: int, length: int) -> int | None:
+    """The range brought in by a readahead job of the native pool (read
+    through to /dev/null on a C thread and a description of its own: no
+    Python thread, no buffer, no GIL; native/afr_readahead.c): the bytes
+    brought in, or None where the native pool is not there or refused."""
+    native = h.native_pool
+    if native is None or not _native.backend.native_pool:
+        return None
+    h.begin()  # a close meanwhile must not free the fd number before the dup
+    try:
+        future = await native.start_bring_in(h.fd, length, offset)
+    finally:
+        h.end()
+    if future is None:
+        return None
+    _counters.native_jobs += 1
+    _readahead.count(length)
+    return await future
 
 
 async def _pool_read(h: FileHandle, offset: int, size: int) -> bytes:

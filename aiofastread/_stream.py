@@ -22,6 +22,7 @@ forgets the stream: a reader that turned random gets no readahead.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Final
 
 # One readahead job's bytes: the device's readahead window, but at least
@@ -48,6 +49,11 @@ RATE_SAMPLE_NS: Final = 10_000_000
 RATE_DECAY: Final = 0.5
 
 
+# Streams are numbered for the C pool, which runs one job per stream at a
+# time (native/afr_readahead.c says why).
+_idents = itertools.count(1)
+
+
 @dataclasses.dataclass(slots=True)
 class Stream:
     """One handle's stream: how far readahead was asked for, how fast it reads."""
@@ -57,18 +63,19 @@ class Stream:
     mark_ns: int
     streak: int = 0  # reads in a row that continued the stream
     rate: float = 0.0  # bytes/s, decaying average
+    ident: int = dataclasses.field(default_factory=_idents.__next__, compare=False)
 
 
-# The kernel reads an advised range in steps of this many bytes
-# (force_page_cache_ra), each split into the device's largest requests.
+# The kernel's largest step of readahead (force_page_cache_ra): the unit of
+# a chunk when the device's request size is not known.
 KERNEL_STEP: Final = 2 << 20
 
 
 def piece_for(request: int) -> int:
-    """How many bytes a job advises at a time, on multiples of it, for a
-    device whose largest request is ``request`` bytes (0: unknown): the
-    most whole requests in one kernel step, so every request is full-size
-    (native/afr_readahead.c says what a ragged split cost)."""
+    """The unit chunks are whole multiples of, for a device whose largest
+    request is ``request`` bytes (0: unknown): the most whole requests in
+    one kernel step, so a job's range ends where a request would (the
+    kernel's readahead inside a job splits it into such requests)."""
     if request <= 0 or request >= KERNEL_STEP:
         return KERNEL_STEP
     return request * (KERNEL_STEP // request)
@@ -119,7 +126,7 @@ def plan(
     whose current read ends at ``end``; submit them in order and call
     ``submitted`` for each one taken (a refused job and those after it are
     asked for again at the next read). Jobs end on chunk boundaries (the
-    first one may start between two), so their pieces are whole."""
+    first one may start between two); ``one_job`` makes them one range."""
     if stream.streak < STREAK_MIN:
         return []
     target = min(end + depth(stream, window, lookahead, piece), size_hint)
@@ -131,6 +138,16 @@ def plan(
         jobs.append((start, length))
         start += length
     return jobs
+
+
+def one_job(jobs: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """``plan``'s jobs as one range ``(offset, length)`` (they are contiguous):
+    a stream has one job in flight at a time, read through in order."""
+    if not jobs:
+        return None
+    start = jobs[0][0]
+    last_offset, last_length = jobs[-1]
+    return start, last_offset + last_length - start
 
 
 def submitted(stream: Stream, offset: int, length: int) -> None:

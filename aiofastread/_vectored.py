@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable
 from typing import Any, cast
 
-from aiofastread import _budget, _native
+from aiofastread import _budget, _native, _read_ranges
 from aiofastread._checks import check_index, writable_view
 from aiofastread._handle import FileHandle
 from aiofastread._policy import INLINE_MAX, Decision, FileState
@@ -39,6 +39,7 @@ from aiofastread._read import (
     record_pooled,
     try_inline,
 )
+from aiofastread._read_ranges import read_ranges_for
 from aiofastread._runtime import POLICY
 
 _WARM = FileState.WARM
@@ -56,16 +57,8 @@ def check_offset(offset: object, what: str) -> int:
 
 def check_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """``read_many``'s ranges as ``(offset, size)`` ints, checked up front."""
-    if type(ranges) is list and all(
-        type(item) is tuple
-        and len(item) == 2
-        and type(item[0]) is int
-        and type(item[1]) is int
-        and item[0] >= 0
-        and item[1] >= 0
-        for item in ranges
-    ):
-        return ranges  # the common case, in one pass without calls (~0.5 us a range)
+    if _read_ranges.plain_ranges(ranges):  # the common case, in one pass
+        return ranges  # type: ignore[return-value]  # (a list, checked)
     checked = []
     for offset, size in _pairs(ranges, "read_many", "(offset, size)"):
         size = check_index(size)
@@ -126,53 +119,45 @@ def _inline_pass(
     """Read what the page cache has: the results so far, and the misses as
     ``(index, offset, size, cached prefix)``.
 
-    ``_read.try_inline`` for each range, with a WARM file's full hits
-    written out as ``AsyncBufferedReader.read``'s fast path writes them
-    (the same rule: tests/test_inline_rule.py) and their counters added
-    once; the pending hits are counted before anything else is recorded,
-    so the policy sees the same sequence as with one read at a time.
+    ``_read.try_inline`` for each range, with a WARM file's runs of full
+    hits read by one ``read_ranges`` call (``_read_ranges``: in C with the
+    native backend) under ``AsyncBufferedReader.read``'s fast-path rule
+    (tests/test_inline_rule.py) and their counters added once a run; the
+    run's hits are counted before anything else is recorded, so the policy
+    sees the same sequence as with one read at a time. The range a run
+    stops at is judged by the general path, with what the run read of it.
     """
     st = h.inode
     backend = _native.backend
-    read_nowait, fd, inline_max = backend.read_nowait, h.fd, INLINE_MAX
+    read_ranges = read_ranges_for(backend)
+    fd = h.fd
     fast = st.state is _WARM and POLICY.enabled and not h.direct_io and backend.can_read_inline
     results: list[bytes] = []
-    append = results.append
     misses: list[tuple[int, int, int, bytes]] = []
-    hits = nbytes = 0
-    # The handle's stream end, kept in a local while only hits move it (the
-    # look-ahead mark moves only in _read._cached, called below).
-    seq_end, ahead_ok_to = h.seq_end, h.ahead_ok_to
-    for offset, size in ranges:
-        if fast and 0 < size <= inline_max and (offset != seq_end or offset + size <= ahead_ok_to):
-            got = read_nowait(fd, size, offset)
-            if type(got) is bytes and len(got) == size:
-                hits += 1
-                nbytes += size
-                seq_end = offset + size
-                append(got)
-                continue
-        elif size == 0:
-            append(b"")
+    index, count = 0, len(ranges)
+    while index < count:
+        got: bytes | int | None = None
+        if fast:
+            index, hits, nbytes, h.seq_end, got = read_ranges(
+                fd, ranges, index, results, INLINE_MAX, h.seq_end, h.ahead_ok_to
+            )
+            if hits:
+                _count_hits(h, hits, nbytes)
+            if index == count:
+                break
+        offset, size = ranges[index]
+        index += 1
+        if size == 0:  # (a fast run serves these itself)
+            results.append(b"")
             continue
-        else:
-            got = None
-        h.seq_end = seq_end
-        if hits:
-            _count_hits(h, hits, nbytes)
-            hits = nbytes = 0
         if got is None:
             prefix, complete = try_inline(h, offset, size)
         else:
             prefix, complete = judge_inline(h, offset, size, got)
         if not complete:
             misses.append((len(results), offset, size, prefix))
-        append(prefix)
-        seq_end, ahead_ok_to = h.seq_end, h.ahead_ok_to
+        results.append(prefix)
         fast = st.state is _WARM and fast  # a miss may have turned it COLD
-    h.seq_end = seq_end
-    if hits:
-        _count_hits(h, hits, nbytes)
     return results, misses
 
 

@@ -4,6 +4,9 @@
 await point, until the buffer is full or ``flush``/``seek``/``truncate``/
 ``close`` needs it written. Then one pool hop writes the whole buffer
 (pwrite at our position; write(2) for O_APPEND, which lands at the end).
+Its fast path (exact bytes that fit: buffered at the call, a completed
+awaitable returned) is the base class's, ``_writer_core.WriterCore`` (C when
+compiled); the rest starts at ``_write_slow``.
 
 Semantics are CPython's C ``BufferedWriter`` with the same buffer size, step
 for step (Modules/_io/bufferedio.c): a write that fits is buffered, even to
@@ -29,7 +32,8 @@ import contextlib
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -42,6 +46,8 @@ from aiofastread._checks import (
     resolve_seek,
 )
 from aiofastread._handle import FileHandle
+from aiofastread._writer_core import WriterCore
+from aiofastread._writer_ready import Done
 
 if TYPE_CHECKING:
     import concurrent.futures
@@ -53,14 +59,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 # Default buffer when open() was not given buffering= (io.open's own default
-# would be st_blksize, 4 KiB here). A hop to the pool costs 80-150 us on this
-# VM (DESIGN.md; bench/writes.py prints it as "pool hop"); 100 B writes fill
-# 128 KiB in ~1300 writes, so the hop adds <0.1 us a write, while a task
-# writing in a loop holds the loop at most ~0.3 ms (0.22 us a buffered write)
-# before a hop yields it; 1 MiB would hold it ~2.5 ms (docs/performance.md).
-DEFAULT_BUFFER_SIZE = 128 << 10
+# would be st_blksize, 4 KiB here). A flush costs a pool hop (40-80 us on
+# this VM, bench/writes.py's "pool hop"), the pwrite (~30 us for 128 KiB of
+# new pages) and the task/wait around it: 100-170 us for 128 KiB in all,
+# ~0.1 us on each of its ~1300 100 B writes, as much as half the write's own
+# cost. 256 KiB halves that share, while a task writing 100 B pieces in a
+# loop still yields (at the hop) every ~0.5-0.7 ms, under the cooperative
+# budget's 1 ms (_budget); 1 MiB would hold the loop ~2.5 ms
+# (docs/performance.md, "Small writes").
+DEFAULT_BUFFER_SIZE = 256 << 10
 
 _C_LONG = 1 << 63  # offsets: a C off_t
+
+# Completed awaitables a writer keeps, one per write length it has seen: a
+# loop of writes has a few lengths; one of many (lines) only remakes them.
+_DONE_CACHE = 64
 
 
 def default_buffer_size() -> int:
@@ -83,13 +96,19 @@ def buffer_size_for(buffering: int, blksize: int) -> int:
     return blksize if buffering == 1 else DEFAULT_BUFFER_SIZE
 
 
+class _Ticket:
+    """Stands for a write returned as a coroutine, until it starts."""
+
+    __slots__ = ("__weakref__",)
+
+
 class _FileLock(asyncio.Lock):
     """asyncio.Lock, declaring the flag the fast path reads directly."""
 
     _locked: bool
 
 
-class AsyncBufferedWriter:
+class AsyncBufferedWriter(WriterCore):
     """The asyncio version of io.BufferedWriter, buffering on the loop."""
 
     def __init__(
@@ -122,6 +141,13 @@ class AsyncBufferedWriter:
         self._limit = buffer_size
         self._closed = False
         self._detached = False
+        # write()'s completed awaitables by length (write's fast path).
+        self._done = {}
+        # Writes returned as coroutines that have not started: while any is
+        # left, no write takes the fast path (it would overtake them). Weak:
+        # one never awaited is dropped with its coroutine, and the next
+        # write that runs sets _limit again.
+        self._lazy: weakref.WeakSet[_Ticket] = weakref.WeakSet()
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
 
@@ -187,15 +213,43 @@ class AsyncBufferedWriter:
 
     # -- writing ---------------------------------------------------------------
 
-    async def write(self, data: Any) -> int:
-        # The fast path, written out: bytes that fit, nobody mid-operation.
-        buf = self._buf
-        if type(data) is bytes and len(data) + len(buf) <= self._limit:
-            buf += data
-            return len(data)
-        return await self._write(data)
+    # write(data) -> Awaitable[int] is WriterCore's (_writer_core: in C when
+    # compiled): exact bytes that fit, nobody mid-operation, are buffered at
+    # the call and the length's completed awaitable returned (_writer_ready:
+    # a finished coroutine to asyncio). Everything else comes here.
 
-    async def _write(self, data: Any) -> int:
+    def _write_slow(self, data: Any) -> Awaitable[int]:
+        """``write`` off its fast path: bytes that fit but whose length has
+        no completed awaitable yet are buffered (one is made); the rest is
+        the coroutine ``_write``, which does nothing until awaited, as
+        before. Until it starts, later writes come here too (``_lazy``), so
+        writes land in the order they were called (``gather(f.write(a),
+        f.write(b))``)."""
+        if type(data) is bytes:
+            n = len(data)
+            buf = self._buf
+            if n + len(buf) <= self._limit:
+                buf += data
+                return self._done_for(n)
+        ticket = _Ticket()
+        self._lazy.add(ticket)
+        self._limit = -1
+        return self._write(data, ticket)
+
+    def _done_for(self, n: int) -> Awaitable[int]:
+        """The completed awaitable of ``n``, made once per length (the cache
+        is bounded: a writer of many lengths starts it over)."""
+        done = Done.of(n)
+        if isinstance(done, Done):
+            if len(self._done) >= _DONE_CACHE:
+                self._done.clear()
+            self._done[n] = done
+        return done
+
+    async def _write(self, data: Any, ticket: _Ticket | None = None) -> int:
+        if ticket is not None:  # started: the lock orders it from here
+            self._lazy.discard(ticket)
+            self._refresh_limit()
         view = bytes_view(data)
         self._check_attached()
         await self._acquire()
@@ -448,7 +502,11 @@ class AsyncBufferedWriter:
         self._refresh_limit()
 
     def _refresh_limit(self) -> None:
-        self._limit = self._size - self._dead if self._usable and not self._lock._locked else -1
+        self._limit = (
+            self._size - self._dead
+            if self._usable and not self._lock._locked and not self._lazy
+            else -1
+        )
 
     def _check_attached(self) -> None:
         if self._detached:

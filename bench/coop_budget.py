@@ -13,7 +13,10 @@ for ``--rounds`` rounds so that drift on this shared VM hits both alike:
 ``stream``  one task reading the file to its end in 256 KiB reads, over and
             over, never awaiting anything else, beside a 1 ms heartbeat task:
             reported MB/s and the heartbeat's worst lateness (what the budget
-            is for: without it the heartbeat waits for the whole stream).
+            is for: without it the heartbeat waits for the whole stream),
+            with its controls: the same less the loop thread's run-queue
+            wait in each tick (other processes holding the CPU), and an idle
+            process's worst lateness over the run (the machine's stalls).
 
 Run:  python bench/coop_budget.py [--rounds 6] [--round-seconds 1] [--loop asyncio]
 """
@@ -77,19 +80,29 @@ async def f1(path: str, tasks: int, seconds: float) -> float:
     return total / elapsed / MIB
 
 
-async def stream(path: str, seconds: float) -> tuple[float, float]:
-    """MB/s of one stream and the 1 ms heartbeat's worst lateness (ms)."""
+async def stream(path: str, seconds: float) -> tuple[float, float, float]:
+    """MB/s of one stream, the 1 ms heartbeat's worst lateness (ms), and its
+    worst lateness less the loop thread's run-queue wait in that tick (ms):
+    what is left once other processes holding the CPU are taken off."""
+    from aiofastread.benchmark.workload import RunQueueWait
+
     f = await aiofastread.open(path, "rb")
-    worst = 0.0
+    worst = worst_own = 0.0
     done = False
 
     async def heartbeat() -> None:
-        nonlocal worst
+        nonlocal worst, worst_own
         loop = asyncio.get_running_loop()
-        while not done:
-            due = loop.time() + HEARTBEAT_S
-            await asyncio.sleep(HEARTBEAT_S)
-            worst = max(worst, loop.time() - due)
+        run_queue_wait = RunQueueWait()  # opened on the loop thread: its counter
+        try:
+            while not done:
+                due, waited = loop.time() + HEARTBEAT_S, run_queue_wait()
+                await asyncio.sleep(HEARTBEAT_S)
+                late = loop.time() - due
+                worst = max(worst, late)
+                worst_own = max(worst_own, late - (run_queue_wait() - waited) / 1e9)
+        finally:
+            run_queue_wait.close()
 
     beat = asyncio.ensure_future(heartbeat())
     await asyncio.sleep(0)
@@ -104,7 +117,32 @@ async def stream(path: str, seconds: float) -> tuple[float, float]:
     done = True
     await beat
     await f.close()
-    return total / elapsed / MIB, worst * 1000
+    return total / elapsed / MIB, worst * 1000, worst_own * 1000
+
+
+class IdleControl:
+    """The idle sleeper of aiofastread.benchmark.noise for the whole run."""
+
+    def __init__(self) -> None:
+        import subprocess
+
+        fd, self.name = tempfile.mkstemp(prefix="afr-coop-idle-")
+        os.close(fd)
+        self.child = subprocess.Popen(
+            [sys.executable, "-m", "aiofastread.benchmark.noise", self.name],
+            stdin=subprocess.PIPE,
+        )
+
+    def stop(self) -> float:
+        """Its worst lateness, ms."""
+        from aiofastread.benchmark import noise
+
+        assert self.child.stdin is not None
+        self.child.stdin.close()
+        self.child.wait()
+        _, lates = noise.load(self.name)
+        os.unlink(self.name)
+        return max(lates, default=0) / 1e6
 
 
 def main() -> None:
@@ -124,9 +162,9 @@ def main() -> None:
         new_loop = asyncio.new_event_loop
     path = make_file(args.dir)
     results: dict[str, dict[str, list[float]]] = {
-        "on": {"f1": [], "stream": [], "late": [], "yields": []},
-        "off": {"f1": [], "stream": [], "late": [], "yields": []},
+        m: {"f1": [], "stream": [], "late": [], "own": [], "yields": []} for m in ("on", "off")
     }
+    idle = IdleControl()
     try:
         for r in range(args.rounds):
             for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
@@ -136,7 +174,7 @@ def main() -> None:
                 try:
                     before = aiofastread.statistics().coop_yields
                     mbs = loop.run_until_complete(f1(path, args.tasks, args.round_seconds))
-                    s_mbs, late = loop.run_until_complete(stream(path, args.round_seconds))
+                    s_mbs, late, own = loop.run_until_complete(stream(path, args.round_seconds))
                     yields = aiofastread.statistics().coop_yields - before
                 finally:
                     loop.close()
@@ -144,21 +182,34 @@ def main() -> None:
                 res["f1"].append(mbs)
                 res["stream"].append(s_mbs)
                 res["late"].append(late)
+                res["own"].append(own)
                 res["yields"].append(yields)
     finally:
         os.unlink(path)
+        idle_worst = idle.stop()
     med = {m: {k: statistics.median(v) for k, v in d.items()} for m, d in results.items()}
-    print(f"loop {args.loop}, {args.rounds} rounds x {args.round_seconds} s per mode, "
-          f"budget {args.budget_us:g} us, python {sys.version.split()[0]}, "
-          f"backend {aiofastread.backend()}, load {os.getloadavg()[0]:.1f}")
-    print(f"{'':8}{'f1 MB/s':>10}{'stream MB/s':>13}{'worst beat late ms':>20}{'yields':>8}")
+    print(
+        f"loop {args.loop}, {args.rounds} rounds x {args.round_seconds} s per mode, "
+        f"budget {args.budget_us:g} us, python {sys.version.split()[0]}, "
+        f"backend {aiofastread.backend()}, load {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'':8}{'f1 MB/s':>10}{'stream MB/s':>13}{'worst beat late ms':>20}"
+        f"{'less run-queue wait':>21}{'yields':>8}   (medians; worst of all rounds in brackets)"
+    )
     for mode in ("on", "off"):
-        m = med[mode]
-        print(f"{mode:8}{m['f1']:10.0f}{m['stream']:13.0f}{m['late']:20.1f}{m['yields']:8.0f}")
+        m, r = med[mode], results[mode]
+        print(
+            f"{mode:8}{m['f1']:10.0f}{m['stream']:13.0f}{m['late']:12.1f} [{max(r['late']):5.1f}]"
+            f"{m['own']:13.1f} [{max(r['own']):5.1f}]{m['yields']:8.0f}"
+        )
+    print(f"idle control (a process that only sleeps 1 ms at a time): worst {idle_worst:.1f} ms")
     pairs = [a / b for a, b in zip(results["on"]["f1"], results["off"]["f1"], strict=True)]
-    print(f"f1 on/off: median {statistics.median(pairs):.3f} "
-          f"(per-round {min(pairs):.3f}-{max(pairs):.3f}); "
-          f"stream on/off {med['on']['stream'] / med['off']['stream']:.3f}")
+    print(
+        f"f1 on/off: median {statistics.median(pairs):.3f} "
+        f"(per-round {min(pairs):.3f}-{max(pairs):.3f}); "
+        f"stream on/off {med['on']['stream'] / med['off']['stream']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ checked against a reference model of each file's bytes held in memory:
 * reads are cancelled at random points (the position must not move);
   opens are cancelled too (the descriptor must not leak);
 * files are evicted from the page cache now and then, so reads take the
-  inline path, the residency check and the pool in turn.
+  inline path, the residency check and the pool in turn;
+* streams: whole large files (``--stream-mib``, on ext4) read start to end
+  in 64 KiB-1 MiB reads (readahead jobs ahead of them), some stopped or
+  cancelled half way, and sent with ``aiofastread.sendfile`` over a socket
+  pair (cold ranges brought in by the native pool); the samples follow the
+  process's threads and the readahead jobs in flight.
 
 At the end: zero data mismatches, zero leaked descriptors (count after the
 pool settles equals the count before), and RSS over time less the model's
@@ -31,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +68,11 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd")) - 1  # the listing's own descriptor
 
 
+def os_thread_count() -> int:
+    """Threads of this process, the native pool's C threads included."""
+    return len(os.listdir("/proc/self/task"))
+
+
 def evict(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -81,6 +92,9 @@ class Totals:
     cancelled_reads: int = 0
     cancelled_opens: int = 0
     evictions: int = 0
+    streams: int = 0
+    stream_bytes: int = 0
+    sendfiles: int = 0
     mismatches: int = 0
     errors: int = 0
     worst_stall_ms: float = 0.0
@@ -113,6 +127,7 @@ class Worker:
         index: int,
         dirs: list[Path],
         shared: dict[Path, bytes],
+        streams: dict[Path, bytes],
         totals: Totals,
         deadline: float,
         tasks: int,
@@ -121,6 +136,7 @@ class Worker:
         self.index = index
         self.rng = random.Random(seed * 1000 + index)
         self.shared = shared
+        self.streams = streams
         self.totals = totals
         self.deadline = deadline
         self.tasks = tasks
@@ -180,6 +196,8 @@ class Worker:
             (self.cancel_open, 4),
             (self.evict_some, 3),
             (self.pread_many, 5),
+            (self.stream_file, 2),
+            (self.sendfile_stream, 1),
         ]
         funcs, weights = zip(*ops, strict=False)
         while time.monotonic() < self.deadline:
@@ -328,8 +346,78 @@ class Worker:
         else:
             await f.close()
 
+    async def stream_file(self, rng: random.Random) -> None:
+        """Read a large file start to end (or stop, or be cancelled, half way)."""
+        path = rng.choice(list(self.streams))
+        data = self.streams[path]
+        chunk = rng.choice((64 << 10, 256 << 10, 1 << 20))
+        stop_at = len(data) if rng.random() < 0.7 else rng.randrange(len(data))
+        cancel = rng.random() < 0.2
+
+        async def read() -> int:
+            pos = 0
+            async with aiofastread.open(path, "rb") as f:
+                self.totals.add(opens=1)
+                while pos < stop_at:
+                    got = await f.read(chunk)
+                    if not got:
+                        break
+                    if got != data[pos : pos + len(got)]:
+                        self.check(f"stream {path.name} at {pos}", got, data[pos : pos + chunk])
+                        break
+                    pos += len(got)
+            return pos
+
+        reader = asyncio.ensure_future(read())
+        if cancel:
+            for _ in range(rng.randrange(1, 40)):
+                await asyncio.sleep(0)
+            reader.cancel()
+        try:
+            pos = await reader
+        except asyncio.CancelledError:
+            if not cancel:
+                raise
+            return
+        if stop_at == len(data):
+            self.check(f"stream {path.name} length", pos, len(data))
+        self.totals.add(streams=1, stream_bytes=pos)
+
+    async def sendfile_stream(self, rng: random.Random) -> None:
+        """aiofastread.sendfile of a large file over a socket pair."""
+        path = rng.choice(list(self.streams))
+        data = self.streams[path]
+        offset = rng.randrange(0, len(data) // 2)
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+
+        async def receive() -> bytes:
+            parts = []
+            while part := await loop.sock_recv(b, 1 << 20):
+                parts.append(part)
+            return b"".join(parts)
+
+        receiver = asyncio.ensure_future(receive())
+        try:
+            async with aiofastread.open(path, "rb") as f:
+                self.totals.add(opens=1)
+                sent = await aiofastread.sendfile(a, f, offset)
+            a.close()
+            got = await receiver
+            self.check(f"sendfile {path.name}", got, data[offset:])
+            self.check(f"sendfile {path.name} count", sent, len(data) - offset)
+            self.totals.add(sendfiles=1)
+        finally:
+            a.close()
+            receiver.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await receiver
+            b.close()
+
     async def evict_some(self, rng: random.Random) -> None:
-        path = rng.choice(list(self.shared) + list(self.model))
+        path = rng.choice(list(self.shared) + list(self.model) + list(self.streams))
         await asyncio.to_thread(evict, path)
         self.totals.add(evictions=1)
 
@@ -407,6 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="ext4 directory (default: a temp dir)")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument(
+        "--stream-mib", type=int, default=24, help="size of each of the 2 stream files (ext4)"
+    )
+    parser.add_argument(
         "--tracemalloc",
         action="store_true",
         help="also sample Python's own allocations (slower): tells a leak from allocator growth",
@@ -431,6 +522,12 @@ def main(argv: list[str] | None = None) -> int:
                     data = lines if j % 2 else rng.randbytes(rng.randrange(1, 900_000))
                     path.write_bytes(data)
                     shared[path] = data
+            streams: dict[Path, bytes] = {}
+            for j in range(2):
+                path = ext4 / f"stream-{j}.bin"
+                data = rng.randbytes(args.stream_mib << 20)
+                path.write_bytes(data)
+                streams[path] = data
             if uvloop is not None:
                 # libuv opens a process-wide pipe (its signal lock) with the
                 # first loop and keeps it: not ours to count as a leak.
@@ -440,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.monotonic()
             deadline = start + args.minutes * 60
             workers = [
-                Worker(i, [ext4, tmpfs], shared, totals, deadline, args.tasks, args.seed)
+                Worker(i, [ext4, tmpfs], shared, streams, totals, deadline, args.tasks, args.seed)
                 for i in range(args.loops)
             ]
             threads = [threading.Thread(target=w.run, name=f"loop-{w.index}") for w in workers]
@@ -466,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                         else None
                     ),
                     "fds": fd_count(),
+                    "threads": os_thread_count(),
+                    "readahead_in_flight": _native_pool.readahead_in_flight()[0],
                     "ops": totals.ops,
                     "mismatches": totals.mismatches,
                     "errors": totals.errors,
@@ -478,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
             watchdog.stop.set()
             # Deferred closes run in the pool: wait for it to settle.
             settle_deadline = time.monotonic() + 30
-            while aiofastread.statistics().misses_in_flight and time.monotonic() < settle_deadline:
+            while (
+                aiofastread.statistics().misses_in_flight or _native_pool.readahead_in_flight()[0]
+            ) and time.monotonic() < settle_deadline:
                 time.sleep(0.01)
             fds_after = fd_count()
             rss = [s["rss_mib"] - s["model_mib"] for s in samples]
@@ -495,6 +596,12 @@ def main(argv: list[str] | None = None) -> int:
                 "cancelled_reads": totals.cancelled_reads,
                 "cancelled_opens": totals.cancelled_opens,
                 "evictions": totals.evictions,
+                "streams": totals.streams,
+                "stream_mib": round(totals.stream_bytes / 2**20, 1),
+                "sendfiles": totals.sendfiles,
+                "readahead_jobs": stats.readahead_jobs,
+                "threads_first_quarter_max": max(s["threads"] for s in samples[:quarter]),
+                "threads_last_quarter_max": max(s["threads"] for s in samples[-quarter:]),
                 "mismatches": totals.mismatches,
                 "errors": totals.errors,
                 "fds_before": fds_before,

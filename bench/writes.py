@@ -8,6 +8,12 @@ Engines, each writing ``--size``-byte pieces to a fresh file opened "wb":
                  least any ``await f.write(b)`` can cost on this loop;
 ``aiofastread``  ``await f.write(b)`` (buffers on the loop, one pool hop per
                  buffer; ``--buffers`` adds rows for other buffer sizes);
+``Python write``  the same with the Python ``write`` (_writer_core's
+                 PythonWriterCore: what runs without the compiled module)
+                 instead of the C one (native/afr_write.c);
+``coroutine write``  the same with ``write`` as the ``async def`` it was
+                 before it returned a completed awaitable (_writer_ready),
+                 to show what both steps save in the same run;
 ``bridge``       the same through the bridge (CPython's C BufferedWriter over
                  our raw, in a greenlet), what "wb" used before _writer;
 ``aiofiles``     ``await f.write(b)`` with aiofiles (a thread hop per write).
@@ -43,6 +49,7 @@ import aiofiles
 
 import aiofastread
 from aiofastread import _pool, _writer
+from aiofastread._writer_core import PythonWriterCore
 from aiofastread.threadpool import _make
 
 try:
@@ -74,6 +81,39 @@ def through_bridge() -> Iterator[None]:
         yield
     finally:
         _make.is_plain_binary_write = saved
+
+
+async def coroutine_write(self: _writer.AsyncBufferedWriter, data: Any) -> int:
+    """AsyncBufferedWriter.write as it was: the fast path in a coroutine."""
+    buf = self._buf
+    if type(data) is bytes and len(data) + len(buf) <= self._limit:
+        buf += data
+        return len(data)
+    return await self._write(data)
+
+
+class PythonCoreWriter(PythonWriterCore, _writer.AsyncBufferedWriter):
+    """The writer with the Python write in front of the C one."""
+
+
+@contextlib.contextmanager
+def python_write() -> Iterator[None]:
+    saved = _writer.AsyncBufferedWriter
+    _writer.AsyncBufferedWriter = PythonCoreWriter  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        _writer.AsyncBufferedWriter = saved  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def as_coroutine() -> Iterator[None]:
+    saved = _writer.AsyncBufferedWriter.write
+    _writer.AsyncBufferedWriter.write = coroutine_write  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        _writer.AsyncBufferedWriter.write = saved  # type: ignore[method-assign]
 
 
 async def time_sync(path: str, piece: bytes, n: int) -> float:
@@ -118,6 +158,15 @@ def engines(
         f = await aiofastread.open(path, "wb", buffering=buffering)
         return await time_async(f, piece, FAST_PIECES)
 
+    async def ours_python_write() -> float:
+        with python_write():
+            f = await aiofastread.open(path, "wb")
+        return await time_async(f, piece, FAST_PIECES)
+
+    async def ours_as_coroutine() -> float:
+        with as_coroutine():
+            return await ours()
+
     async def bridge() -> float:
         with through_bridge():
             f = await aiofastread.open(path, "wb")
@@ -140,6 +189,8 @@ def engines(
     }
     for size in buffers:
         table[f"aiofastread ({size >> 10} KiB)"] = lambda size=size: ours(size)  # type: ignore[misc]
+    table["Python write"] = ours_python_write
+    table["coroutine write"] = ours_as_coroutine
     table["bridge"] = bridge
     table["aiofiles"] = theirs
     return table

@@ -43,7 +43,7 @@ struct afr_job {
     unsigned long long token;
     int borrowed; /* buf is the caller's (afr_submit_into): never freed here */
     int readahead; /* a readahead job (afr_readahead.c): no buffer, no port */
-    size_t ra_piece; /* its advice, this many bytes at a time (0: at once) */
+    long ra_stream; /* the stream it reads ahead of (afr_readahead.c) */
 };
 
 struct afr_port {

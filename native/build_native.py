@@ -87,11 +87,32 @@ SOURCES: tuple[tuple[str, str], ...] = (
     (
         "afr_readahead.c",  # readahead jobs on the native pool's threads
         """
-        int afr_submit_readahead(int fd, long long offset, size_t len, size_t piece);
+        int afr_submit_readahead(int fd, long long offset, size_t len, long stream);
+        int afr_submit_bring_in(struct afr_port *port, int fd, size_t len,
+                                long long offset, unsigned long long token);
         void afr_readahead_configure(long max_jobs, long long max_bytes);
         void afr_readahead_stats(unsigned long long *submitted,
                                  unsigned long long *submitted_bytes,
+                                 unsigned long long *reopened,
                                  long *jobs, long long *bytes);
+        """,
+    ),
+    (
+        "afr_read_many.c",  # read_many's inline pass as a CPython function
+        """
+        /* read_ranges_nowait(...) as a CPython function object (NULL on PyPy),
+           handed out as afr_read_nowait_function's is. */
+        void *afr_read_ranges_function(void);
+        /* plain_ranges(ranges) -> bool, the same way: read_many's checks. */
+        void *afr_plain_ranges_function(void);
+        """,
+    ),
+    (
+        "afr_write.c",  # the writer's buffer fields and write() in C
+        """
+        /* The WriterCore type object (NULL on PyPy or if it cannot be made),
+           handed out as afr_read_nowait_function's object is. */
+        void *afr_writer_core_type(void);
         """,
     ),
     (

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _native, _native_pool, _pool, _read, _vectored
+from aiofastread import _native, _native_pool, _pool, _read, _read_ranges, _vectored
 from aiofastread._policy import FileState
 from tests.conftest import _cachestat, evict, make_file, open_fd_count, until, warm
 from tests.test_native_pool import fuse_file, native_submitted, stopped, turn_until
@@ -165,6 +165,45 @@ async def test_a_warm_file_is_read_inline_and_a_cold_one_in_one_batch(
         stats = f.statistics()
         assert (stats.inline_hits, stats.inline_misses, stats.pool_reads) == (0, 0, 32)
         assert native_submitted() - native_before == (32 if backend == "native" else 0)
+
+
+async def test_a_warm_files_cached_ranges_are_one_batch_call(
+    data_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the file is WARM, 64 cached ranges are read by one call of the
+    batch reader (the compiled one on the native backend), their hits
+    counted once, nothing submitted to the pool."""
+    if backend == "pool":
+        pytest.skip("the pool backend never reads inline")
+    calls: list[Any] = []  # the batch reader of each call made
+    chosen = _vectored.read_ranges_for
+
+    def counting(backend_now: Any) -> _read_ranges.ReadRanges:
+        read_ranges = chosen(backend_now)
+
+        def counted(*args: Any) -> Any:
+            calls.append(read_ranges)
+            return read_ranges(*args)
+
+        return counted
+
+    monkeypatch.setattr(_vectored, "read_ranges_for", counting)
+    path = data_dir / "f"
+    data = make_file(path, SIZE)
+    ranges = [((i * 37) % 64 * 16384, 16384) for i in range(64)]
+    async with aiofastread.open(path, "rb") as f:
+        warm(path)
+        await f.read_many(ranges[:4])
+        assert f.statistics().state == "warm"
+        before, pooled, calls[:] = f.statistics(), aiofastread.statistics().pool_reads, []
+        assert await f.read_many(ranges) == [data[o : o + n] for o, n in ranges]
+        after = f.statistics()
+    assert len(calls) == 1
+    want = _read_ranges.COMPILED if backend == "native" else _read_ranges.python_read_ranges
+    assert calls[0] is want
+    assert after.inline_hits - before.inline_hits == 64
+    assert after.inline_misses == before.inline_misses
+    assert aiofastread.statistics().pool_reads == pooled
 
 
 async def test_many_ranges_over_the_in_flight_limit(data_dir: Path, backend: str) -> None:
@@ -386,6 +425,9 @@ async def test_the_inline_pass_records_what_one_read_at_a_time_records(
             _native.backend, read_nowait=scripted, cachestat=lambda fd, o, n: (n, n)
         ),
     )
+    # The runs of hits through the Python twin, which calls the script (the
+    # compiled one matches the twin: test_compiled_batch_answers_as_its_python_twin).
+    monkeypatch.setattr(_read_ranges, "COMPILED", None)
     ends = []
     for name in ("batched", "one-by-one"):
         path = data_dir / name
@@ -405,6 +447,76 @@ async def test_the_inline_pass_records_what_one_read_at_a_time_records(
             ends.append((got, h.inode.snapshot(), h.seq_end, h.ahead_ok_to))
     assert ends[0] == ends[1]
     assert ends[0][1].inline_misses > 0  # the script reached the policy
+
+
+@pytest.mark.skipif(_read_ranges.COMPILED is None, reason="no compiled native module")
+def test_compiled_batch_answers_as_its_python_twin(data_dir: Path, backend: str) -> None:
+    """native/afr_read_many.c and _read_ranges.python_read_ranges on the same
+    real kernel answers: full hits, empty ranges, a range over the inline
+    cap, a stream step past the look-ahead mark, a short read at EOF, a read
+    past EOF, a bad descriptor (-EBADF), a start in the middle."""
+    if backend != "native":
+        pytest.skip("the twin calls the backend's read_nowait: the native one here")
+    path = data_dir / "f"
+    data = make_file(path, 1 << 20)
+    warm(path)
+    compiled = _read_ranges.COMPILED
+    assert compiled is not None
+    hits = [(0, 4096), (8192, 0), (65536, 16384), (4096, 100)]
+    cases: list[tuple[list[tuple[int, int]], int, int, int, int]] = [
+        # ranges, start, inline_max, seq_end, ahead_ok_to
+        (hits, 0, 1 << 20, -1, -1),
+        (hits, 2, 1 << 20, -1, -1),
+        (hits, 4, 1 << 20, -1, -1),
+        ([*hits, (0, 8192), (12288, 4096)], 0, 4096, -1, -1),  # over the cap: stops there
+        ([(0, 4096), (4096, 4096), (8192, 4096)], 0, 1 << 20, 0, 8192),  # past the mark
+        ([(0, 4096), ((1 << 20) - 100, 4096), (0, 1)], 0, 1 << 20, -1, -1),  # short at EOF
+        ([(0, 4096), ((1 << 20) + 4096, 10)], 0, 1 << 20, -1, -1),  # past EOF
+        ([], 0, 1 << 20, -1, -1),
+    ]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for ranges, start, cap, seq_end, ahead in cases:
+            answers = []
+            for read_ranges in (compiled, _read_ranges.python_read_ranges):
+                results: list[bytes] = []
+                answer = read_ranges(fd, ranges, start, results, cap, seq_end, ahead)
+                answers.append((answer, results))
+            assert answers[0] == answers[1], (ranges, start, cap)
+            (stop, n_hits, nbytes, _, _), results = answers[0]
+            assert results == [data[o : o + n] for o, n in ranges[start:stop]]
+            assert n_hits == sum(1 for _, n in ranges[start:stop] if n)
+            assert nbytes == sum(n for _, n in ranges[start:stop])
+        bad = [(0, 10)]
+        for read_ranges in (compiled, _read_ranges.python_read_ranges):
+            assert read_ranges(-1, bad, 0, [], 1 << 20, -1, -1) == (0, 0, 0, -1, -errno.EBADF)
+        with pytest.raises(TypeError):
+            compiled(fd, [(0, 1, 2)], 0, [], 1 << 20, -1, -1)  # type: ignore[list-item]
+        huge = [(1 << 70, 10), (0, 1 << 70)]  # past C: left to the general path
+        for read_ranges in (compiled, _read_ranges.python_read_ranges):
+            assert read_ranges(fd, huge, 0, [], 1 << 20, -1, -1) == (0, 0, 0, -1, None)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize(
+    ("ranges", "plain"),
+    [
+        ([(0, 1), (5, 0)], True), ([], True), ([(0, -1)], False), ([(-1, 0)], False),
+        ([(0, 1.0)], False), ([[0, 1]], False), (((0, 1),), False), ([(True, 1)], False),
+        ([(0, 1, 2)], False), ([(0,)], False), ("ab", False),
+    ],
+)  # fmt: skip
+def test_plain_ranges_as_its_python_twin(ranges: Any, plain: bool) -> None:
+    """read_many's one-pass check, compiled or not: what it accepts is
+    returned as is; the rest gets the Python checks (CPython's errors)."""
+    assert _read_ranges.python_plain_ranges(ranges) is plain
+    assert _read_ranges.plain_ranges(ranges) is plain
+    if plain:
+        assert _vectored.check_ranges(ranges) is ranges
+    # Ints past C's long long: C says no, the Python checks take them whole.
+    huge = [(1 << 70, 1)]
+    assert _vectored.check_ranges(huge) == huge
 
 
 @pytest.mark.xfail(

@@ -331,8 +331,8 @@ async def test_bridged_cancelled_write_flush_close_have_done_their_work(
     path = tmp_path / "f"
     text = "b" not in mode
     # big: more than any write buffer (the bridge's 8 KiB, the writer's
-    # 128 KiB), so its write makes a pool job in every mode.
-    big, small, tail = b"big\n" * 40000, b"small\n", b"tail\n"
+    # 256 KiB), so its write makes a pool job in every mode.
+    big, small, tail = b"big\n" * 80000, b"small\n", b"tail\n"
     before = open_fd_count()
     f = await aiofastread.open(path, mode, buffering, executor=steps)
 

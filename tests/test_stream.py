@@ -11,6 +11,7 @@ wraps every test (conftest): the readahead adds no blocking call on the loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 from pathlib import Path
 
@@ -141,6 +142,13 @@ def test_plan_never_goes_past_the_size_known() -> None:
     assert plan(s, 2 * MIB, size_hint=size) == []
 
 
+def test_a_plan_is_submitted_as_one_range() -> None:
+    assert _stream.one_job([]) is None
+    assert _stream.one_job([(3 * MIB, MIB)]) == (3 * MIB, MIB)
+    jobs = [(MIB + 4096, MIB - 4096), (2 * MIB, MIB), (3 * MIB, 1000)]
+    assert _stream.one_job(jobs) == (MIB + 4096, 2 * MIB - 4096 + 1000)
+
+
 def test_a_reader_ahead_of_the_readahead_is_not_read_behind() -> None:
     s = Stream(ahead_to=MIB, mark_pos=0, mark_ns=0, streak=STREAK_MIN)
     assert plan(s, 3 * MIB)[0][0] == 3 * MIB
@@ -157,8 +165,8 @@ def recorded_jobs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]
     jobs: list[tuple[int, int, int]] = []
     submit = _native_pool.submit_readahead
 
-    def recording(fd: int, offset: int, length: int, piece: int) -> bool:
-        taken = submit(fd, offset, length, piece)
+    def recording(fd: int, offset: int, length: int, stream: int) -> bool:
+        taken = submit(fd, offset, length, stream)
         if taken:
             jobs.append((fd, offset, length))
         return taken
@@ -199,6 +207,7 @@ async def test_an_evicted_stream_is_read_ahead_then_served_inline(
     data = evicted_file(path, size, monkeypatch)
     step = 64 * KIB
     got = bytearray()
+    reopened = _native_pool.readahead_stats()[2]
     async with aiofastread.open(path, "rb") as f:
         for _ in range(STREAK_MIN + 1):
             got += await f.read(step)
@@ -222,9 +231,16 @@ async def test_an_evicted_stream_is_read_ahead_then_served_inline(
         assert aiofastread.statistics().inline_hits - hits == inline_reads
         while chunk := await f.read(step):
             got += chunk
+            # One job of a stream at a time (native/afr_readahead.c).
+            assert _native_pool.readahead_in_flight()[0] <= 1
     assert bytes(got) == data
     stats = aiofastread.statistics()
-    assert stats.readahead_jobs == len(recorded_jobs) >= 3
+    assert stats.readahead_jobs == len(recorded_jobs) >= 2
+    # Each job starts where the last one ended, and the first one found its
+    # range not cached and read it on a description of its own.
+    assert all(a[1] + a[2] == b[1] for a, b in itertools.pairwise(recorded_jobs))
+    await readahead_done()
+    assert _native_pool.readahead_stats()[2] > reopened
     assert stats.readahead_bytes == sum(n for _, _, n in recorded_jobs)
     assert all(offset + n <= size for _, offset, n in recorded_jobs)  # never past EOF
     assert max(offset + n for _, offset, n in recorded_jobs) == size  # up to it
@@ -362,7 +378,7 @@ def test_the_process_wide_bound_refuses_a_job_over_it(data_dir: Path, backend: s
     _native_pool.configure_readahead(max_jobs=0, max_bytes=MIB)
     fd = os.open(path, os.O_RDONLY)
     try:
-        assert not _native_pool.submit_readahead(fd, 0, 2 * MIB, 0)
+        assert not _native_pool.submit_readahead(fd, 0, 2 * MIB, 1)
         assert _native_pool.readahead_in_flight() == (0, 0)
     finally:
         os.close(fd)

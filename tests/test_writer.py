@@ -8,6 +8,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import gc
 import inspect
 import io
 import os
@@ -20,8 +21,10 @@ import pytest
 from blockbuster import BlockBuster
 
 import aiofastread
-from aiofastread import _writer
+from aiofastread import _writer, _writer_core
 from aiofastread._writer import AsyncBufferedWriter, buffer_size_for, is_plain_binary_write
+from aiofastread._writer_core import PythonWriterCore
+from aiofastread._writer_ready import Done
 from aiofastread.threadpool import _members
 from aiofastread.threadpool.binary import AsyncBufferedIOBase
 from tests.conftest import blocking_on_purpose, until
@@ -67,6 +70,27 @@ class GateExecutor(concurrent.futures.ThreadPoolExecutor):
             return fn(*args, **kwargs)
 
         return super().submit(held)
+
+
+class PythonCoreWriter(PythonWriterCore, AsyncBufferedWriter):
+    """AsyncBufferedWriter with the Python ``write`` (PythonWriterCore) in
+    front of the compiled one: what a build without the native module runs."""
+
+
+@pytest.fixture(autouse=True)
+def writer_core(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs with the python backend use the Python write, the others the
+    compiled one (when built): both twins pass every test."""
+    if backend == "python":
+        monkeypatch.setattr(_writer, "AsyncBufferedWriter", PythonCoreWriter)
+
+
+def test_the_write_core(data_dir: Path, backend: str) -> None:
+    """What the autouse fixture promises: the compiled write when built."""
+    want = PythonWriterCore.write
+    if backend != "python" and _writer_core.COMPILED is not None:
+        want = _writer_core.COMPILED.write
+    assert _writer.AsyncBufferedWriter.write is want
 
 
 @pytest.fixture
@@ -115,7 +139,7 @@ def test_configure_write_buffer_size() -> None:
 async def test_open_returns_writer(data_dir: Path, mode: str) -> None:
     path = data_dir / "f"
     async with aiofastread.open(path, mode) as f:
-        assert type(f) is AsyncBufferedWriter
+        assert type(f) is _writer.AsyncBufferedWriter
         assert isinstance(f, AsyncBufferedIOBase)
         assert (f.name, f.mode, f.closed) == (str(path), mode, False)
         assert isinstance(f.raw, io.FileIO)
@@ -124,8 +148,11 @@ async def test_open_returns_writer(data_dir: Path, mode: str) -> None:
 
 def test_members_as_aiofiles() -> None:
     """The same surface as aiofiles' AsyncBufferedIOBase (sync vs async)."""
-    for name in _members.BUFFERED_ASYNC:
+    for name in _members.BUFFERED_ASYNC - {"write"}:
         assert inspect.iscoroutinefunction(getattr(AsyncBufferedWriter, name)), name
+    # write is a plain method returning an awaitable that asyncio takes as
+    # a coroutine (test_write_returns_a_finished_coroutine).
+    assert not inspect.iscoroutinefunction(AsyncBufferedWriter.write)
     for name in _members.BUFFERED_SYNC:
         member = getattr(AsyncBufferedWriter, name)
         assert callable(member), name
@@ -154,6 +181,100 @@ async def test_small_writes_stay_on_the_loop(data_dir: Path) -> None:
         assert path.read_bytes() == b"x" * 1000 + b"y"
         await f.flush()  # nothing buffered: no hop
         assert submissions() == before + 2
+
+
+async def test_write_returns_a_finished_coroutine(data_dir: Path) -> None:
+    """A buffered write happens at the call; what it returns is awaitable
+    (once or more), a coroutine to asyncio (create_task, ensure_future,
+    wait_for, gather) and the same object for the same length."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=1000) as f:
+        before = submissions()
+        pending = f.write(b"abc")
+        assert await f.tell() == 3  # buffered at the call
+        assert asyncio.iscoroutine(pending)
+        assert not asyncio.isfuture(pending)
+        assert await pending == 3
+        assert await pending == 3
+        assert f.write(b"xyz") is pending  # one completed awaitable per length
+        assert await asyncio.create_task(f.write(b"1234")) == 4
+        assert await asyncio.ensure_future(f.write(b"1")) == 1
+        assert await asyncio.wait_for(f.write(b"22"), 10) == 2
+        assert await asyncio.gather(f.write(b"a"), f.write(b"bc")) == [1, 2]
+        with pytest.raises(StopIteration) as stop:
+            pending.send(None)
+        assert stop.value.value == 3
+        with pytest.raises(KeyError):
+            pending.throw(KeyError("thrown"))
+        assert submissions() == before  # all buffered on the loop
+        # A task cancelled before its first step: the coroutine protocol's
+        # throw raises the CancelledError (the bytes were buffered already).
+        task = asyncio.create_task(f.write(b"q"))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await f.tell() == 17
+    assert path.read_bytes() == b"abcxyz1234122abcq"
+
+
+async def test_write_that_cannot_buffer_is_lazy(data_dir: Path) -> None:
+    """Everything but bytes that fit is a coroutine doing nothing until
+    awaited (its errors at the await, as before)."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        pending = f.write(bytearray(b"ab"))
+        assert asyncio.iscoroutine(pending)
+        assert not isinstance(pending, Done)
+        assert await f.tell() == 0
+        assert await pending == 2
+        big = f.write(b"0123456789")  # does not fit: the hop, when awaited
+        assert await f.tell() == 2
+        assert await big == 10
+    assert path.read_bytes() == b"ab0123456789"
+
+
+async def test_writes_land_in_call_order(data_dir: Path) -> None:
+    """A write returned as a coroutine (it needs the hop) is not overtaken
+    by later writes that would fit: they wait their turn until it starts."""
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        await f.write(b"1234")
+        big, small = f.write(b"abcdefgh"), f.write(b"z")
+        assert asyncio.iscoroutine(small)
+        assert not isinstance(small, Done)  # queued behind big
+        assert await asyncio.gather(big, small) == [8, 1]
+        assert await f.write(b"y") == 1  # both started: the fast path again
+        assert isinstance(f.write(b""), Done)
+    assert path.read_bytes() == b"1234abcdefghzy"
+
+
+async def test_a_write_never_awaited_does_not_stop_the_fast_path(data_dir: Path) -> None:
+    path = data_dir / "f"
+    async with aiofastread.open(path, "wb", buffering=8) as f:
+        lost = f.write(bytearray(b"never"))
+        queued = f.write(b"x")
+        assert not isinstance(queued, Done)
+        for coroutine in (lost, queued):
+            coroutine.close()  # type: ignore[attr-defined]  # dropped unawaited (no warning)
+        del lost, queued, coroutine
+        gc.collect()
+        assert await f.write(b"ab") == 2  # runs, and sets the fast path back
+        assert isinstance(f.write(b"c"), Done)
+    assert path.read_bytes() == b"abc"
+
+
+def test_done_outside_a_loop_is_a_coroutine() -> None:
+    """A Future needs a loop: outside one, Done.of gives a coroutine."""
+    pending = Done.of(5)
+    assert not isinstance(pending, Done)
+    assert asyncio.run(pending) == 5  # type: ignore[arg-type]
+
+
+async def test_done_cache_is_bounded(data_dir: Path) -> None:
+    async with aiofastread.open(data_dir / "f", "wb") as f:
+        for n in range(1, 200):
+            assert await f.write(b"x" * n) == n
+        assert 0 < len(f._done) <= _writer._DONE_CACHE
 
 
 async def test_large_write_is_one_hop(data_dir: Path) -> None:
@@ -380,7 +501,7 @@ async def test_unclosed_writer_warns_and_flushes(
 
 async def test_named_temporary_file(data_dir: Path) -> None:
     async with aiofastread.tempfile.NamedTemporaryFile("wb", dir=data_dir) as f:
-        assert type(f) is AsyncBufferedWriter
+        assert type(f) is _writer.AsyncBufferedWriter
         await f.write(b"temp")
         await f.flush()
         assert Path(f.name).read_bytes() == b"temp"

@@ -20,8 +20,10 @@ Write errors are made for real, on both files at once:
            ignored), so a write crossing it is partial and the next fails
            with EFBIG: this checks that partly flushed buffers behave as C's.
 
-The writer does not read, so the read backends make no difference: only the
-default one runs. Profiles as test_differential's (ci: seeded).
+The writer does not read, so the read backends make no difference: the
+default one runs with the compiled write (native/afr_write.c, when built),
+"python" with the Python twin (_writer_core.PythonWriterCore), "pool" is
+skipped. Profiles as test_differential's (ci: seeded).
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ from hypothesis.stateful import (
 )
 
 import aiofastread
+from aiofastread import _writer
 from tests.conftest import DEFAULT_BACKEND
 from tests.test_differential import LOOP_FACTORIES, Arg, Outcome, ok, raised
+from tests.test_writer import PythonCoreWriter
 
 PROFILE = os.environ.get("AIOFASTREAD_HYPOTHESIS_PROFILE", "ci")
 _COMMON: dict[str, Any] = {
@@ -280,8 +284,14 @@ class WriterMachine(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("loop_name", list(LOOP_FACTORIES))
 @pytest.mark.parametrize("mode", MODES)
-def test_writer_differential(mode: str, loop_name: str, data_dir: Path, backend: str) -> None:
-    if backend != DEFAULT_BACKEND:
+def test_writer_differential(
+    mode: str, loop_name: str, data_dir: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer does not read: the read backends make no difference, but
+    # the python one's runs use the Python write (test_writer.writer_core).
+    if backend == "python":
+        monkeypatch.setattr(_writer, "AsyncBufferedWriter", PythonCoreWriter)
+    elif backend != DEFAULT_BACKEND:
         pytest.skip("the writer does not read: the read backend makes no difference")
     machine: type[WriterMachine] = type(
         "WriterDifferential",

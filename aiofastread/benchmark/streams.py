@@ -87,6 +87,9 @@ class Cell:
     runq_ns: int  # worst run-queue wait of the loop thread in one tick
     idle_stall_ns: int  # worst lateness of the idle sleeper process meanwhile
     readahead_jobs: int = 0
+    pool_reads: int = 0  # reads (or remainders) the miss pool served
+    device_reads: int = 0  # read requests the files' block device completed
+    device_bytes: int = 0  # and their bytes (/sys/dev/block/M:m/stat)
     window: tuple[int, int] = (0, 0)  # perf_counter_ns at its start and end
 
     @property
@@ -96,6 +99,20 @@ class Cell:
     @property
     def inline_share(self) -> float | None:
         return None if self.inline_bytes is None else self.inline_bytes / max(self.nbytes, 1)
+
+
+def device_reads(path: Path) -> tuple[int, int] | None:
+    """Blocking: (read requests completed, bytes read) so far by the block
+    device holding ``path`` (the kernel's block stat file, which counts the
+    device's own requests: an IOPS-limited device is limited in these), or
+    None where there is no such file (tmpfs, overlay...)."""
+    dev = os.stat(path).st_dev
+    try:
+        with open(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}/stat", encoding="ascii") as fh:
+            fields = fh.read().split()
+    except OSError:
+        return None
+    return int(fields[0]), int(fields[2]) * 512
 
 
 def stream_files(directory: Path, cfg: StreamConfig) -> list[Path]:
@@ -184,9 +201,11 @@ def run_cell(cfg: StreamConfig, engine: str, cache: str, chunk: int, paths: list
         else None
     )
     try:
+        dev_before = device_reads(paths[0])
         begin = time.perf_counter_ns()
         seconds, nbytes, lateness, waits = _run(cfg.loop, _run_cell(engine, paths, chunk, executor))
         end = time.perf_counter_ns()
+        dev_after = device_reads(paths[0])
     finally:
         aiofastread.configure(fast_path=True, readahead=True)
         if executor is not None:
@@ -205,6 +224,9 @@ def run_cell(cfg: StreamConfig, engine: str, cache: str, chunk: int, paths: list
         runq_ns=max(waits, default=0),
         idle_stall_ns=0,
         readahead_jobs=stats.readahead_jobs if engine != "aiofiles" else 0,
+        pool_reads=stats.pool_reads,
+        device_reads=dev_after[0] - dev_before[0] if dev_before and dev_after else 0,
+        device_bytes=dev_after[1] - dev_before[1] if dev_before and dev_after else 0,
         window=(begin, end),
     )
 
@@ -290,6 +312,9 @@ def rows(cells: list[Cell]) -> list[list[str]]:
                 _ms(c.runq_ns),
                 _ms(c.idle_stall_ns),
                 str(c.readahead_jobs),
+                str(c.pool_reads),
+                str(c.device_reads),
+                f"{c.device_bytes / c.device_reads / 1024:.0f}" if c.device_reads else "-",
             ]
         )
     return out
@@ -307,6 +332,9 @@ HEADERS = [
     "worst run-queue wait",
     "idle process stall",
     "readahead jobs",
+    "pool reads",
+    "device reads",
+    "KiB/device read",
 ]
 
 
