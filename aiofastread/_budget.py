@@ -27,11 +27,14 @@ The contract (shared with every inline operation, see /work/notes/BUDGET.md):
   than after it, with the bytes in hand) keeps invariant 4: a task
   cancelled at the yield has read nothing and moved nothing.
 
-One budget per process: threading.local costs ~300 ns an access here against
-~30 ns for a slot, on a path that costs ~1.5 us. Several threads each
-running an event loop therefore share it; a loop's reset then also resets
-another loop's streak, so fairness across threads is approximate (one loop
-per process, the common case, is exact).
+With the compiled module, ``spent``, ``next`` and ``ok`` are each thread's
+(C thread-local fields of ``BUDGET``, native/afr_hit.c: one loop per thread,
+as the contract says; ``limit`` and ``yields`` are the process's). Without
+it, one budget per process: threading.local costs ~300 ns an access here
+against ~30 ns for a slot, on a path that costs ~1.5 us; several threads each
+running an event loop then share it, and a loop's reset also resets another
+loop's streak, so fairness across threads is approximate there (one loop per
+process, the common case, is exact).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ if TYPE_CHECKING:
     _HOT_SLOTS: tuple[str, ...] = ()
 else:
     _BudgetBase, _HOT_SLOTS = _native.hit_base(
-        "BudgetCore", ("limit", "next", "ok", "spent", "yields")
+        "BudgetCore", ("epoch", "limit", "next", "ok", "spent", "yields")
     )
 
 
@@ -81,6 +84,9 @@ class Budget(_BudgetBase):
         self.next = self.limit // ARM_FRACTION
         self.ok = True  # False once spent passed the limit
         self.yields = 0  # pauses taken (statistics().coop_yields)
+        # Moved by set_limit: with per-thread state (module docstring),
+        # every thread then starts again.
+        self.epoch = 0
 
 
 BUDGET: Final = Budget()
@@ -139,4 +145,5 @@ def set_limit(budget_us: float) -> None:
     if not budget_us >= 0:  # also refuses NaN
         raise ValueError(f"coop_budget_us must be >= 0, got {budget_us}")
     BUDGET.limit = min(int(budget_us * UNITS_PER_US), OFF) if budget_us else OFF
+    BUDGET.epoch += 1
     _reset()

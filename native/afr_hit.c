@@ -87,11 +87,36 @@ typedef struct {
     char enabled;
 } AfrPolicy;
 
+/* The cooperative budget (_budget): limit and yields are the process's;
+ * spent, next and ok are each thread's (one event loop per thread, the
+ * contract in /work/notes/BUDGET.md): thread-local C, ~1 ns a look, where
+ * threading.local cost ~300 ns. A thread's first state is zeros: nothing
+ * spent, ok (stored as "over", 0), and next 0, so that its first charge
+ * arms the reset as _budget.crossed does at a quarter of the limit. */
 typedef struct {
     PyObject_HEAD
-    long long spent, next, limit, yields;
-    char ok;
+    long long limit, yields;
+    long long epoch; /* set_limit moves it: every thread starts again */
 } AfrBudget;
+
+typedef struct {
+    long long spent, next, epoch;
+    char over;
+} AfrBudgetHere;
+
+static __thread AfrBudgetHere afr_budget_here;
+
+/* This thread's budget state, started again if the limit changed since. */
+static AfrBudgetHere *afr_here(AfrBudget *b)
+{
+    AfrBudgetHere *t = &afr_budget_here;
+    if (t->epoch != b->epoch) {
+        t->spent = t->next = 0;
+        t->over = 0;
+        t->epoch = b->epoch;
+    }
+    return t;
+}
 
 typedef struct {
     PyObject_HEAD
@@ -417,12 +442,56 @@ static PyType_Slot afr_policy_slots[] = {
 };
 
 static PyMemberDef afr_budget_members[] = {
-    {"spent", T_LONGLONG, offsetof(AfrBudget, spent), 0, NULL},
-    {"next", T_LONGLONG, offsetof(AfrBudget, next), 0, NULL},
     {"limit", T_LONGLONG, offsetof(AfrBudget, limit), 0, NULL},
     {"yields", T_LONGLONG, offsetof(AfrBudget, yields), 0, NULL},
-    {"ok", T_BOOL, offsetof(AfrBudget, ok), 0, NULL},
+    {"epoch", T_LONGLONG, offsetof(AfrBudget, epoch), 0, NULL},
     {NULL, 0, 0, 0, NULL},
+};
+
+/* spent / next / ok: this thread's (getsets over afr_budget_here). */
+static PyObject *afr_budget_get(PyObject *self, void *which)
+{
+    AfrBudgetHere *t = afr_here((AfrBudget *)self);
+    switch ((char)(Py_ssize_t)which) {
+    case 's':
+        return PyLong_FromLongLong(t->spent);
+    case 'n':
+        return PyLong_FromLongLong(t->next);
+    default:
+        return PyBool_FromLong(!t->over);
+    }
+}
+
+static int afr_budget_set(PyObject *self, PyObject *value, void *which)
+{
+    AfrBudgetHere *t = afr_here((AfrBudget *)self);
+    long long v;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete a budget field");
+        return -1;
+    }
+    if ((char)(Py_ssize_t)which == 'o') {
+        int ok = PyObject_IsTrue(value);
+        if (ok < 0)
+            return -1;
+        t->over = !ok;
+        return 0;
+    }
+    v = PyLong_AsLongLong(value);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if ((char)(Py_ssize_t)which == 's')
+        t->spent = v;
+    else
+        t->next = v;
+    return 0;
+}
+
+static PyGetSetDef afr_budget_getset[] = {
+    {"spent", afr_budget_get, afr_budget_set, "this thread's work since its reset", (void *)'s'},
+    {"next", afr_budget_get, afr_budget_set, "this thread's next threshold", (void *)'n'},
+    {"ok", afr_budget_get, afr_budget_set, "this thread's budget is not spent", (void *)'o'},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyType_Slot afr_budget_slots[] = {
@@ -430,6 +499,7 @@ static PyType_Slot afr_budget_slots[] = {
     {Py_tp_dealloc, (void *)afr_plain_dealloc},
     {Py_tp_traverse, (void *)afr_traverse_none},
     {Py_tp_members, afr_budget_members},
+    {Py_tp_getset, afr_budget_getset},
     {Py_tp_doc, (void *)"Budget"},
     {0, NULL},
 };
@@ -450,7 +520,7 @@ static int afr_rule_allows(AfrHandle *h, long long size, long long offset)
     AfrInode *in = h->inode;
     return in != NULL && in->warm && in->counters != NULL && !h->closing &&
            afr_policy->enabled && !h->direct_io &&
-           (offset != h->seq_end || offset + size <= h->ahead_ok_to) && afr_budget->ok;
+           (offset != h->seq_end || offset + size <= h->ahead_ok_to) && !afr_here(afr_budget)->over;
 }
 
 /* read()'s extra clauses: no window, no other operation on the file. */
@@ -465,7 +535,7 @@ static int afr_positioned_allows(AfrReader *self)
 static int afr_count_hit(AfrHandle *h, long long end, long long size)
 {
     AfrCounters *c = h->inode->counters;
-    AfrBudget *b = afr_budget;
+    AfrBudgetHere *b = afr_here(afr_budget);
     long long hits = ++c->inline_hits;
     c->bytes_inline += size;
     h->seq_end = end;

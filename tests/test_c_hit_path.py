@@ -31,6 +31,7 @@ import gc
 import importlib.util
 import inspect
 import sys
+import threading
 import tracemalloc
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -359,3 +360,35 @@ def test_the_module_is_built_for_the_stable_abi_of_3_10(backend: str) -> None:
     assert ("Py_LIMITED_API", "0x030A0000") in kwargs["define_macros"]
     if _native.HAS_HIT_PATH:
         assert _native._native_cffi.__file__.endswith(".abi3.so")
+
+
+def test_the_budget_is_each_threads(backend: str) -> None:
+    """With the compiled module the budget's spent/next/ok are per thread
+    (one loop per thread, /work/notes/BUDGET.md): a thread that spent its
+    budget does not make another thread's reads yield; a new limit starts
+    every thread again."""
+    if not _native.HAS_HIT_PATH:
+        pytest.skip("per-thread budget state is the compiled module's")
+    b = _budget.BUDGET
+    saved = b.limit
+    seen: dict[str, Any] = {}
+
+    def other_thread() -> None:
+        seen["fresh"] = (b.spent, b.ok)
+        _budget.charge(100)
+        seen["charged"] = b.spent
+
+    try:
+        _budget.set_limit(1000)
+        _budget.charge(b.limit + 1)
+        assert _budget.over()
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        assert seen == {"fresh": (0, True), "charged": _budget.cost(100)}
+        assert _budget.over()  # this thread's state is its own
+        _budget.set_limit(2000)
+        assert not _budget.over()
+    finally:
+        b.limit = saved
+        _budget.set_limit(saved / _budget.UNITS_PER_US if saved < _budget.OFF else 0)
