@@ -13,7 +13,7 @@ import os
 
 from aiofastread import _budget, _native, _native_pool, _readahead
 from aiofastread._handle import FileHandle
-from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, Outcome
+from aiofastread._policy import INLINE_MAX, UNSUPPORTED_ERRNOS, Decision, FileState, Outcome
 from aiofastread._runtime import POLICY
 
 # Reads to EOF of unknown length grow in steps of this size; 256 KiB keeps
@@ -233,8 +233,12 @@ def judge_inline(h: FileHandle, offset: int, size: int, got: bytes | int) -> tup
     end = offset + n
     if end >= h.size_hint:
         # Short at or past the size we know: EOF (0 is trusted as EOF only
-        # there; kernels that lied below it are excluded in _native).
-        POLICY.record(st, Outcome.HIT, n)
+        # there; kernels that lied below it are excluded in _native). No
+        # byte at all proves nothing of the page cache: it leaves a file
+        # that is not WARM as it was (a COLD one made WARM would have its
+        # next reads tried inline, and miss).
+        if n or st.state is FileState.WARM:
+            POLICY.record(st, Outcome.HIT, n)
         return got, True
     POLICY.record(st, Outcome.SHORT, n)
     return got, False

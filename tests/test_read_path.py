@@ -440,3 +440,25 @@ async def test_many_readers_of_one_file_see_each_byte_once(data_dir: Path) -> No
     async with aiofastread.open(path, "rb") as f:
         chunks = await asyncio.gather(*(f.read(3000) for _ in range(50)))
     assert sorted(chunks) == sorted(data[i : i + 3000] for i in range(0, len(data), 3000))
+
+
+async def test_a_cold_file_opened_again_is_probed_at_its_first_read(
+    data_dir: Path, backend: str
+) -> None:
+    """A COLD inode is re-probed (cachestat, no I/O) at the first read of a
+    new open, not after REPROBE_EVERY reads: it may have warmed meanwhile,
+    or its inode number may now be another file's."""
+    if not _native.backend.can_read_inline:
+        pytest.skip("the pool backend never reads inline")
+    path = data_dir / "reopened"
+    data = make_file(path, 64 << 10)
+    evict(path)
+    async with aiofastread.open(path, "rb") as f:
+        assert await f.read(4096) == data[:4096]
+        assert f.statistics().state == "cold"
+    warm(path)
+    async with aiofastread.open(path, "rb") as f:
+        hits = f.statistics().inline_hits
+        assert await f.read(4096) == data[:4096]
+        after = f.statistics()
+    assert (after.state, after.inline_hits - hits) == ("warm", 1)

@@ -57,6 +57,10 @@ def make_async(
     if not opened.bridgeable:
         return wrap(opened.obj, loop=loop, executor=executor)
     inode = POLICY.state_for(opened.dev, opened.ino)
+    # A new open re-probes a COLD file at its first read (cachestat, no
+    # I/O): the file may have warmed since, or the inode number may be a
+    # new file's (the table is keyed by (dev, ino)).
+    POLICY.probe_next(inode)
     if is_plain_binary_read(mode, buffering) and (
         opened.raw_for_reader or type(opened.obj) is io.BufferedReader
     ):
