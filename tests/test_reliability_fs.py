@@ -37,7 +37,7 @@ import pytest
 from blockbuster import BlockBuster, BlockBusterFunction, blockbuster_ctx
 
 import aiofastread
-from tests.conftest import make_file, open_fd_count, warm
+from tests.conftest import allow_bridge_io, make_file, open_fd_count, warm
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -57,6 +57,7 @@ def no_blocking_in_aiofastread() -> Iterator[BlockBuster]:
                 func.can_block_in("aiofastread/_native.py", "_py_read_nowait")
             bb.functions[f"os.{name}"] = func
             func.activate()
+        allow_bridge_io(bb)
         yield bb
 
 

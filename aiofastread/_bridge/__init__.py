@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from aiofastread._bridge.direct import direct_for
 from aiofastread._bridge.driver import Bridge
 from aiofastread._bridge.raw import BridgeRaw
 from aiofastread._handle import FileHandle
@@ -94,4 +95,4 @@ def bridge_opened(
     except BaseException:
         pool.submit_detached(fio.close)
         raise
-    return Bridge(top, raw, lines=lines)
+    return Bridge(top, raw, lines=lines, direct=direct_for(top, raw, newline))

@@ -13,12 +13,14 @@ import asyncio
 import collections
 import contextlib
 import io
+import threading
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 import greenlet
 
 if TYPE_CHECKING:
+    from aiofastread._bridge.direct import DirectText
     from aiofastread._bridge.raw import BridgeRaw
 
 T = TypeVar("T")
@@ -69,32 +71,50 @@ class FileLock:
 class Bridge:
     """Runs one file's C io calls in greenlets, one at a time."""
 
-    __slots__ = ("_lock", "after_close", "file", "lines", "raw", "text")
+    __slots__ = ("after_close", "direct", "file", "lines", "lock", "raw", "text")
 
-    def __init__(self, file: Any, raw: BridgeRaw, *, lines: bool) -> None:
+    def __init__(
+        self, file: Any, raw: BridgeRaw, *, lines: bool, direct: DirectText | None = None
+    ) -> None:
         self.file = file  # the top of the C stack
         self.raw = raw
+        # Text seek + read served without the C stack (_bridge/direct), which
+        # is brought up to date before anything else runs on it.
+        self.direct = direct
         self.lines = lines  # readline() may be served on the loop (see _text)
         self.text = isinstance(file, io.TextIOWrapper)
-        self._lock = FileLock()
+        self.lock = FileLock()
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` with this file's raw able to await the pool."""
-        lock = self._lock
+        lock = self.lock
         if lock.busy:
             await lock.acquire()
         else:
             lock.busy = True
         raw = self.raw
         try:
-            g = greenlet.greenlet(fn)
-            raw.owner = g
-            out = g.switch(*args)
-            if not g.dead:
-                out = await _resume(g, out)
-            return out  # type: ignore[no-any-return]
+            worker = _take_worker()
+            raw.owner = worker
+            direct = self.direct
+            if direct is not None and getattr(fn, "__name__", None) != "close":
+                fn, args = _after_sync, (direct, fn, args)
+            out = worker.switch(fn, args)
+            cancelled = False
+            if out is not _DONE:
+                cancelled = await _resume(worker, out)
+            value, error = worker.value, worker.error
+            worker.value = worker.error = None
+            _park(worker)
+            if error is not None:
+                if cancelled and not isinstance(error, asyncio.CancelledError):
+                    raise asyncio.CancelledError() from error
+                raise error
+            if cancelled:
+                raise asyncio.CancelledError()
+            return value  # type: ignore[no-any-return]
         finally:
             raw.owner = None
             lock.release()
@@ -106,18 +126,31 @@ class Bridge:
         is then the C readline itself (docs/performance.md, "Lines").
         """
         raw = self.raw
-        if not self.lines or self._lock.busy or raw.closed:
+        if not self.lines or self.lock.busy or raw.closed:
             return None
+        direct = self.direct
+        if direct is not None and direct.dirty:
+            return None  # Bridge.run brings the TextIOWrapper up to date first
         if raw.fits_at != raw._pos:  # else: known to fit since the raw last moved
             chunk = self.file._CHUNK_SIZE if self.text else 1
             if not raw.line_fits(chunk) and not (raw.extend_inline() and raw.line_fits(chunk)):
                 return None
             raw.fits_at = raw._pos
-        raw.speculating = True
-        try:
-            return self.file.readline(size)
-        finally:
-            raw.speculating = False
+        if direct is not None:
+            direct.known = False  # the TextIOWrapper reads on: its state is its own
+        # Served from the window: nothing here may block (tests: blockbuster
+        # flags any blocking call under this frame on the loop).
+        return self.file.readline(size)
+
+    def leave_direct(self) -> None:
+        """No more direct seek/read: the TextIOWrapper is about to be used
+        from outside (``buffer``, ``detach``); bring it up to date now."""
+        direct = self.direct
+        if direct is None:
+            return
+        direct.enabled = direct.known = False
+        if not self.lock.busy:  # else the operation in flight is followed by a sync
+            direct.sync()
 
     async def close(self) -> None:
         try:
@@ -128,13 +161,20 @@ class Bridge:
                 await self.raw._h.pool.run(cleanup, executor=self.raw._h.executor)
 
 
-async def _resume(g: greenlet.greenlet, request: Request) -> Any:
-    """Serve a suspended greenlet's requests until its C call returns.
+def _after_sync(direct: DirectText, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """``fn(*args)`` on a TextIOWrapper the direct path has brought up to date."""
+    direct.before(fn)
+    return fn(*args)
+
+
+async def _resume(g: Worker, request: Request) -> bool:
+    """Serve a suspended call's requests until it returns (the worker
+    answers ``_DONE``); whether the awaiting task was cancelled meanwhile.
 
     Cancellation does not abort the C call midway (that could lose decoded
     characters or half-written buffers): the call completes under the file
-    lock, then CancelledError is raised. Only if this coroutine is closed
-    outright (GeneratorExit) is the call unwound by throwing into it.
+    lock, then the caller raises CancelledError. Only if this coroutine is
+    closed outright (GeneratorExit) is the call unwound by throwing into it.
     """
     cancelled = False
     while True:
@@ -149,26 +189,20 @@ async def _resume(g: greenlet.greenlet, request: Request) -> Any:
                 _unwind(g)
                 raise
         g.parent = greenlet.getcurrent()  # resume from wherever the loop runs now
-        try:
-            if task.cancelled():
-                out = g.throw(asyncio.CancelledError())
-            elif (exc := task.exception()) is not None:
-                out = g.throw(exc)
-            else:
-                out = g.switch(task.result())
-        except BaseException as exc:
-            if cancelled and not isinstance(exc, asyncio.CancelledError):
-                raise asyncio.CancelledError() from exc
-            raise
-        if g.dead:
-            if cancelled:
-                raise asyncio.CancelledError()
-            return out
+        if task.cancelled():
+            out = g.throw(asyncio.CancelledError())
+        elif (exc := task.exception()) is not None:
+            out = g.throw(exc)
+        else:
+            out = g.switch(task.result())
+        if out is _DONE:
+            return cancelled
         request = out
 
 
-def _unwind(g: greenlet.greenlet) -> None:
-    """Abandon a suspended C call: raise GreenletExit in it until it ends."""
+def _unwind(g: Worker) -> None:
+    """Abandon a suspended C call: raise GreenletExit in it until its
+    worker ends (it is not parked again)."""
     for _ in range(8):  # each try may stop at one more suspension (close)
         if g.dead:
             return
@@ -176,3 +210,62 @@ def _unwind(g: greenlet.greenlet) -> None:
             g.throw()
         except BaseException:
             return
+
+
+# What a worker answers when its call has returned (its outcome is in its
+# ``value`` and ``error``); anything else it switches out is a Request.
+_DONE: Final = object()
+# Idle workers kept per thread: one is busy per file operation in flight,
+# a few dozen cover the concurrency of a busy loop; past it they are freed.
+IDLE_WORKERS_MAX: Final = 64
+
+
+# A worker: a greenlet that runs one C io call after another, parked
+# between them, with the outcome of its last call in ``value`` and
+# ``error``. Reused because a new greenlet that runs Python code (our raw)
+# gets a fresh CPython data stack: an mmap + munmap and page faults per
+# call, ~5-13 us against ~1 us for a switch into a parked worker (3.11;
+# docs/benchmarks.md, text-mode readers).
+Worker: TypeAlias = greenlet.greenlet
+
+
+def _serve(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """A worker's body. blockbuster (tests/conftest.py) lets the C io calls
+    made under it through: whatever would block in them suspends here."""
+    me = greenlet.getcurrent()
+    while True:
+        try:
+            me.value = fn(*args)
+        except greenlet.GreenletExit:
+            raise  # unwound (_unwind) or collected: this worker ends
+        except BaseException as exc:
+            me.error = exc
+        fn = args = None  # type: ignore[assignment]  # hold nothing while parked
+        fn, args = me.parent.switch(_DONE)
+
+
+class _Workers(threading.local):
+    def __init__(self) -> None:
+        self.idle: list[Worker] = []
+
+
+_WORKERS: Final = _Workers()
+
+
+def _park(worker: Worker) -> None:
+    """``worker`` finished its call: keep it for the next one (or free it)."""
+    idle = _WORKERS.idle
+    if len(idle) < IDLE_WORKERS_MAX:
+        idle.append(worker)
+
+
+def _take_worker() -> Worker:
+    """A parked worker of this thread (or a new one), child of the caller."""
+    idle = _WORKERS.idle
+    if idle:
+        worker = idle.pop()
+    else:
+        worker = Worker(_serve)
+        worker.value = worker.error = None
+    worker.parent = greenlet.getcurrent()
+    return worker

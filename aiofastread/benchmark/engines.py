@@ -13,9 +13,13 @@ measured:
 ``noahead``      aiofastread with ``configure(readahead=False)``: streams get
                  no readahead off the loop (not run unless named; for A/B).
 ``text``         aiofastread in text mode (``"r"``, latin-1, so a character is
-                 a byte and an offset a seek cookie): the same calls through
-                 CPython's TextIOWrapper over our bridge (not run unless
-                 named; for the text-vs-binary A/B).
+                 a byte and an offset a seek cookie, ``newline="\n"``): the
+                 same calls, served by the direct text path (seek + read of
+                 a 1:1 codec with no newline decoder, ``_bridge/direct``)
+                 (not run unless named; for the text-vs-binary A/B).
+``textuniv``     the same with ``newline=""`` (universal newlines, not
+                 translated): CPython's TextIOWrapper over our bridge, in a
+                 greenlet, for every call (not run unless named).
 ``executor``     ``await loop.run_in_executor(pool, os.pread, fd, n, off)``,
                  a ThreadPoolExecutor with as many threads as our pool.
 ``aiofiles``     ``await f.seek(off); await f.read(n)``: aiofiles has no
@@ -55,6 +59,7 @@ LABELS: dict[str, str] = {
     "pythreads": "aiofastread, Python miss threads",
     "noahead": "aiofastread, no readahead",
     "text": "aiofastread, text mode",
+    "textuniv": "aiofastread, text mode, newline=''",
 }
 
 
@@ -201,10 +206,17 @@ class PythonThreadsEngine(AiofastreadEngine):
 
 class TextModeEngine(AiofastreadEngine):
     name = "text"
+    newline = "\n"
 
     async def open(self, path: str) -> Reader:
         # latin-1 decodes every byte to one character: offsets stay byte offsets.
-        return _AiofastreadReader(await aiofastread.open(path, "r", encoding="latin-1", newline=""))
+        f = await aiofastread.open(path, "r", encoding="latin-1", newline=self.newline)
+        return _AiofastreadReader(f)
+
+
+class UniversalTextModeEngine(TextModeEngine):
+    name = "textuniv"
+    newline = ""
 
 
 class NoReadaheadEngine(AiofastreadEngine):
@@ -327,6 +339,7 @@ ENGINES: dict[str, type[Engine]] = {
         PythonThreadsEngine,
         NoReadaheadEngine,
         TextModeEngine,
+        UniversalTextModeEngine,
     )
 }
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from aiofastread._bridge.direct import DirectText
+    from aiofastread._bridge.driver import FileLock
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -41,11 +44,27 @@ class Runner(Protocol):
         """Close the file (and release what the runner holds for it)."""
         ...
 
+    def leave_direct(self) -> None:
+        """The file is about to be used from outside: no direct text path."""
+        ...
+
+    @property
+    def direct(self) -> DirectText | None:
+        """The direct text seek/read path (``_bridge.direct``), if any."""
+        ...
+
+    @property
+    def lock(self) -> FileLock:
+        """The lock each operation on the file holds."""
+        ...
+
 
 class PoolRunner:
     """Every call in the pool: aiofiles' way, for files we did not open."""
 
     __slots__ = ("_executor", "_file_of")
+
+    direct: None = None
 
     def __init__(
         self, file_of: Callable[[], Any], executor: concurrent.futures.Executor | None
@@ -58,6 +77,13 @@ class PoolRunner:
 
     def readline_now(self, size: Any) -> None:
         return None  # every line is a pool job
+
+    def leave_direct(self) -> None:
+        pass
+
+    @property
+    def lock(self) -> FileLock:
+        raise AssertionError("only bridged files have a direct path")
 
     def close(self) -> Awaitable[None]:
         return self.run(self._file_of().close)

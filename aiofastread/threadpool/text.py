@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from aiofastread._bridge.direct import takes_seek
 from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
 
 if TYPE_CHECKING:
@@ -34,6 +35,17 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         return await self._run(self._file.isatty)
 
     async def read(self, size: int | None = -1, /) -> str:
+        direct = self._runner.direct
+        if direct is not None and type(size) is int and size > 0 and direct.known:
+            lock = self._runner.lock
+            if not lock.busy and not direct.raw.closed:
+                lock.busy = True
+                try:
+                    text = await direct.read(size)
+                finally:
+                    lock.release()
+                if text is not None:
+                    return text
         return await self._run(self._file.read, size)
 
     async def readable(self) -> bool:
@@ -47,6 +59,11 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         return await self._run(self._file.readlines, hint)
 
     async def seek(self, cookie: int, whence: int = io.SEEK_SET, /) -> int:
+        runner = self._runner
+        direct = runner.direct
+        if takes_seek(direct, cookie, whence) and not runner.lock.busy:
+            direct.seek(cookie)  # type: ignore[union-attr]
+            return cookie
         return await self._run(self._file.seek, cookie, whence)
 
     async def seekable(self) -> bool:
@@ -68,6 +85,7 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         await self._run(self._file.writelines, lines)
 
     def detach(self) -> BinaryIO:
+        self._runner.leave_direct()
         return self._file.detach()  # type: ignore[return-value]
 
     def fileno(self) -> int:
@@ -75,6 +93,9 @@ class AsyncTextIOWrapper(AsyncBase[str]):
 
     @property
     def buffer(self) -> BinaryIO:
+        # Used directly, the buffer must be where CPython's would be; and
+        # what is done with it is not seen here: no direct path after.
+        self._runner.leave_direct()
         return cast(BinaryIO, self._file.buffer)
 
     @property
