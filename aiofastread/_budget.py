@@ -27,18 +27,23 @@ The contract (shared with every inline operation, see /work/notes/BUDGET.md):
   than after it, with the bytes in hand) keeps invariant 4: a task
   cancelled at the yield has read nothing and moved nothing.
 
-One budget per process: threading.local costs ~300 ns an access here against
-~30 ns for a slot, on a path that costs ~1.5 us. Several threads each
-running an event loop therefore share it; a loop's reset then also resets
-another loop's streak, so fairness across threads is approximate (one loop
-per process, the common case, is exact).
+With the compiled module, ``spent``, ``next`` and ``ok`` are each thread's
+(C thread-local fields of ``BUDGET``, native/afr_hit.c: one loop per thread,
+as the contract says; ``limit`` and ``yields`` are the process's). Without
+it, one budget per process: threading.local costs ~300 ns an access here
+against ~30 ns for a slot, on a path that costs ~1.5 us; several threads each
+running an event loop then share it, and a loop's reset also resets another
+loop's streak, so fairness across threads is approximate there (one loop per
+process, the common case, is exact).
 """
 
 from __future__ import annotations
 
 import asyncio
 from asyncio import events
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from aiofastread import _native
 
 # Default budget: ~1 ms of inline work per task streak (issue 10: a 1 ms
 # heartbeat should be late by ~1 ms, not 200 ms). configure(coop_budget_us=).
@@ -55,10 +60,21 @@ OFF: Final = 1 << 62
 ARM_FRACTION: Final = 4
 
 
-class Budget:
+# The reader's C hit path (native/afr_hit.c) checks ``ok`` and charges
+# ``spent`` in C fields (_native.hit_base); the rest of this module is the same.
+if TYPE_CHECKING:
+    _BudgetBase = object
+    _HOT_SLOTS: tuple[str, ...] = ()
+else:
+    _BudgetBase, _HOT_SLOTS = _native.hit_base(
+        "BudgetCore", ("epoch", "limit", "next", "ok", "spent", "yields")
+    )
+
+
+class Budget(_BudgetBase):
     """The process's inline-work account (see the module docstring)."""
 
-    __slots__ = ("limit", "next", "ok", "spent", "yields")
+    __slots__ = _HOT_SLOTS
 
     def __init__(self) -> None:
         self.spent = 0  # estimated work (units) since the last reset
@@ -68,6 +84,9 @@ class Budget:
         self.next = self.limit // ARM_FRACTION
         self.ok = True  # False once spent passed the limit
         self.yields = 0  # pauses taken (statistics().coop_yields)
+        # Moved by set_limit: with per-thread state (module docstring),
+        # every thread then starts again.
+        self.epoch = 0
 
 
 BUDGET: Final = Budget()
@@ -126,4 +145,5 @@ def set_limit(budget_us: float) -> None:
     if not budget_us >= 0:  # also refuses NaN
         raise ValueError(f"coop_budget_us must be >= 0, got {budget_us}")
     BUDGET.limit = min(int(budget_us * UNITS_PER_US), OFF) if budget_us else OFF
+    BUDGET.epoch += 1
     _reset()

@@ -17,7 +17,7 @@ import io
 import os
 from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiofastread import _budget, _native, _read, _vectored
 from aiofastread._checks import (
@@ -43,14 +43,31 @@ _SEEK_SET = os.SEEK_SET
 _BUDGET = _budget.BUDGET
 
 
-class _FileLock(asyncio.Lock):
+# With the compiled module, the C hit path (native/afr_hit.c) reads the
+# reader's position, its window's length and its lock's flag from C fields:
+# ReaderCore's and LockCore's members, which the Python code below (and
+# asyncio.Lock's own) reads and writes as attributes (_native.hit_base).
+if TYPE_CHECKING:
+
+    class _ReaderCore:
+        """The reader's C base, as the type checker sees it: nothing."""
+
+    class _LockCore:
+        """The lock's C base, as the type checker sees it: nothing."""
+else:
+    _ReaderCore = _native.hit_base("ReaderCore", ())[0]
+    _LockCore = _native.hit_base("LockCore", ())[0]
+
+
+class _FileLock(_LockCore, asyncio.Lock):
     """asyncio.Lock, declaring the flag the fast paths read directly:
-    ``_locked`` as an attribute costs ~60 ns less than ``locked()``."""
+    ``_locked`` as an attribute costs ~60 ns less than ``locked()``; with
+    the compiled module it is a C field (LockCore) asyncio.Lock sets."""
 
     _locked: bool
 
 
-def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
+def fast_path_takes(reader: _PythonReader, size: object) -> bool:
     """Whether ``reader.read(size)`` is one preadv2(RWF_NOWAIT) at once.
 
     The rule for a read nothing stands before (no window, no other
@@ -67,7 +84,7 @@ def fast_path_takes(reader: AsyncBufferedReader, size: object) -> bool:
     return pread_fast_path_takes(reader, size, reader._pos)
 
 
-def pread_fast_path_takes(reader: AsyncBufferedReader, size: object, offset: object) -> bool:
+def pread_fast_path_takes(reader: _PythonReader, size: object, offset: object) -> bool:
     """Whether ``reader.pread(size, offset)`` is one preadv2(RWF_NOWAIT) at
     once: the rule of ``fast_path_takes`` without the position's clauses
     (a positional read needs no window and no lock), and with the
@@ -102,8 +119,15 @@ def _count_hit(h: FileHandle, end: int, size: int) -> None:
         _budget.crossed()
 
 
-class AsyncBufferedReader:
-    """The asyncio version of io.BufferedReader, reading inline when cached."""
+_Reader = TypeVar("_Reader", bound="_PythonReader")
+
+
+class _PythonReader:
+    """AsyncBufferedReader's Python side: everything, its hit paths written
+    out in Python (``read``, ``seek``, ``tell``, ``pread``, ``readinto``,
+    ``pread_into``). With the compiled module the C ones of ``_ReaderCore``
+    come first (AsyncBufferedReader below) and call these only when they
+    stand aside (another backend in use, or calls they do not take)."""
 
     def __init__(
         self,
@@ -208,16 +232,30 @@ class AsyncBufferedReader:
                 if spent > b.next:
                     _budget.crossed()
                 return got
-            # A miss or a short read: finish without trying inline again
-            # (on this kernel a second NOWAIT miss starts readahead again).
+            return await self._read_general(size, got, pos)
+        return await self._read_general(size)
+
+    async def _read_general(
+        self, size: int | None, attempt: bytes | int | None = None, pos: int = -1
+    ) -> bytes:
+        """``read`` past its fast path (Python's or C's). ``attempt``: what
+        the fast path's NOWAIT read at ``pos`` answered (a miss, a short
+        read): finished from there, not tried inline again (on this kernel a
+        second NOWAIT miss starts readahead again)."""
+        if attempt is not None:
             async with self._lock:
-                data = await _read.read_at(h, self._pos, size, attempt=got)
-                self._pos += len(data)
-                return data
+                # Unless something ran between the call and its await.
+                if self._pos == pos and not self._win.data and not self._h.closing:
+                    data = await _read.read_at(self._h, pos, size, attempt=attempt)  # type: ignore[arg-type]
+                    self._pos += len(data)
+                    return data
         if size is None or (type(size) is int and size == -1):
             # read() of a small file: one NOWAIT read of the rest known + 1
             # (_read.whole_read_size: a file that grew shows it); all the
             # bytes we know of: at EOF. fast_path_takes(self, -1) written out.
+            h = self._h
+            pos = self._pos
+            b = _BUDGET
             left = h.size_hint - pos
             if (
                 0 <= left < INLINE_MAX
@@ -300,8 +338,18 @@ class AsyncBufferedReader:
                 self._pos = pos + size
                 return size
             if got is not None:  # a miss or a short read: the general path finishes
-                async with self._lock:
-                    return await self._finish_into(memoryview(buffer), got)
+                return await self._readinto_general(buffer, got, pos)
+        return await self._readinto_general(buffer)
+
+    async def _readinto_general(
+        self, buffer: Any, attempt: int | None = None, pos: int = -1
+    ) -> int:
+        """``readinto`` past its fast path; ``attempt``: as ``_read_general``'s
+        (the count or -errno a NOWAIT read into ``buffer`` at ``pos`` answered)."""
+        if attempt is not None:
+            async with self._lock:
+                if self._pos == pos and not self._win.data and not self._h.closing:
+                    return await self._finish_into(memoryview(buffer), attempt)
         return await self._readinto(buffer, "readinto")
 
     async def _finish_into(self, view: memoryview, got: int) -> int:
@@ -325,18 +373,24 @@ class AsyncBufferedReader:
             got = self._inline_into(buffer, len(buffer), offset)
             if got == len(buffer):
                 return got
+        return await self._pread_into_general(buffer, offset, got)
+
+    async def _pread_into_general(
+        self, buffer: Any, offset: int, attempt: int | None = None
+    ) -> int:
+        """``pread_into`` past its fast path; ``attempt``: as ``_read_general``'s."""
         view = writable_view(buffer, "pread_into")
         offset = check_index(offset)
         if offset < 0:
             raise ValueError(f"pread_into offset must be non-negative, got {offset}")
         self._check_open("read of closed file")
         size = len(view)
-        if got is None and type(buffer) is not bytearray:
-            got = self._inline_into(view, size, offset)
-            if got == size:
+        if attempt is None and type(buffer) is not bytearray:
+            attempt = self._inline_into(view, size, offset)
+            if attempt == size:
                 return size
         # The rest is read into the buffer by a pool thread: no copy on the loop.
-        return await _vectored.read_into_at(self._h, view, offset, attempt=got)
+        return await _vectored.read_into_at(self._h, view, offset, attempt=attempt)
 
     async def read_many(self, ranges: Iterable[tuple[int, int]]) -> list[bytes]:
         """The bytes of every ``(offset, size)`` range, in order (short only
@@ -538,7 +592,15 @@ class AsyncBufferedReader:
                 if spent > b.next:
                     _budget.crossed()
                 return got
-            return await _read.read_at(h, offset, size, attempt=got)
+            return await self._pread_general(size, offset, got)
+        return await self._pread_general(size, offset)
+
+    async def _pread_general(
+        self, size: int, offset: int, attempt: bytes | int | None = None
+    ) -> bytes:
+        """``pread`` past its fast path; ``attempt``: as ``_read_general``'s."""
+        if attempt is not None:
+            return await _read.read_at(self._h, offset, size, attempt=attempt)
         size = check_index(size)
         offset = check_index(offset)
         if size < 0:
@@ -565,6 +627,10 @@ class AsyncBufferedReader:
                 win.drop()
             self._pos = offset
             return offset
+        return await self._seek_general(offset, whence)
+
+    async def _seek_general(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """``seek`` past its fast path."""
         # BufferedReader.seek's order: whence, closed, then the offset.
         whence = check_index(whence)
         if not -(2**31) <= whence < 2**31:
@@ -589,6 +655,9 @@ class AsyncBufferedReader:
         self._pos = target
 
     async def tell(self) -> int:
+        return await self._tell_general()
+
+    async def _tell_general(self) -> int:
         self._check_open("I/O operation on closed file")
         return self._pos
 
@@ -632,7 +701,7 @@ class AsyncBufferedReader:
             return
         await h.close()
 
-    async def __aenter__(self) -> AsyncBufferedReader:
+    async def __aenter__(self: _Reader) -> _Reader:
         return self
 
     async def __aexit__(
@@ -648,3 +717,31 @@ class AsyncBufferedReader:
             if self._detached:
                 raise ValueError("raw stream has been detached")
             raise ValueError(message)
+
+
+class AsyncBufferedReader(_ReaderCore, _PythonReader):
+    """The asyncio version of io.BufferedReader, reading inline when cached.
+
+    With the compiled module, ``read``, ``seek``, ``tell``, ``pread``,
+    ``readinto`` and ``pread_into`` are ReaderCore's C methods
+    (native/afr_hit.c): a cached read is checked, made and counted in C and
+    answered with an awaitable already done, at the syscall's cost; anything
+    else returns the coroutine of ``_PythonReader``'s general path.
+    """
+
+
+_native.bind_hit_path(
+    POLICY,
+    _BUDGET,
+    _WARM,
+    _budget.crossed,
+    _read.yield_to_pool,
+    (
+        _PythonReader.read,
+        _PythonReader.seek,
+        _PythonReader.tell,
+        _PythonReader.pread,
+        _PythonReader.readinto,
+        _PythonReader.pread_into,
+    ),
+)

@@ -25,26 +25,30 @@ if TYPE_CHECKING:
     from aiofastread._pool import MissPool
 
 
-class FileHandle:
+# The fields the C hit path reads (native/afr_hit.c): members of its
+# HandleCore with the compiled module, slots here without (_native.hit_base).
+HOT_FIELDS = ("ahead_ok_to", "closing", "direct_io", "fd", "inode", "seq_end", "size_hint")
+if TYPE_CHECKING:
+    _HandleBase = object
+    _HOT_SLOTS: tuple[str, ...] = ()
+else:
+    _HandleBase, _HOT_SLOTS = _native.hit_base("HandleCore", HOT_FIELDS)
+
+
+class FileHandle(_HandleBase):
     """An owned ``io.FileIO`` plus what the fast path needs to know of it."""
 
     __slots__ = (
         "_close_future",
         "_lock",
         "_users",
-        "ahead_ok_to",
         "close_inline",
-        "closing",
-        "direct_io",
         "executor",
-        "fd",
-        "inode",
         "native_pool",
         "pool",
         "raw",
-        "seq_end",
-        "size_hint",
         "stream",
+        *_HOT_SLOTS,
     )
 
     def __init__(

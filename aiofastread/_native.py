@@ -21,6 +21,7 @@ import errno
 import mmap
 import os
 import platform
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Final
@@ -182,6 +183,65 @@ def _make_native() -> tuple[ReadNowait, Cachestat | None]:
     return read_nowait, cachestat
 
 
+# -- the reader's C hit path (native/afr_hit.c) ---------------------------------
+
+
+def _load_hit_objects() -> dict[str, Any] | None:
+    """The compiled hit path's types and functions (None: not compiled, or
+    no CPython C API); handed out as read_nowait is (see above)."""
+    if _native_cffi is None or not getattr(_native_cffi.lib, "AFR_HAS_HIT_PATH", 0):
+        return None
+    address = int(_native_cffi.ffi.cast("uintptr_t", _native_cffi.lib.afr_hit_objects()))
+    if not address:
+        return None
+    objects: dict[str, Any] = ctypes.cast(ctypes.c_void_p(address), ctypes.py_object).value
+    return objects
+
+
+_hit = _load_hit_objects()
+HAS_HIT_PATH: Final = _hit is not None
+
+
+class NoCore:
+    """The pure-Python stand-in for a C base of the hit path: no fields; the
+    class deriving from it declares them in its ``__slots__``."""
+
+    __slots__ = ()
+
+
+def hit_base(name: str, fields: tuple[str, ...]) -> tuple[type, tuple[str, ...]]:
+    """The base a class whose ``fields`` the C hit path reads derives from,
+    and the ``__slots__`` it still declares for them: the C type ``name``
+    (``ReaderCore``, ``HandleCore``, ...: native/afr_hit.c), whose members
+    they are, and none; or ``NoCore`` and ``fields`` without the module."""
+    if _hit is None:
+        return NoCore, fields
+    base: type = _hit[name]
+    return base, ()
+
+
+def bind_hit_path(*objects: object) -> None:
+    """Hand the C hit path what it reads (``_file`` at import): the policy,
+    the budget, FileState.WARM, _budget.crossed, _read.yield_to_pool, and
+    the Python hit path's six methods (taken when the C path stands aside)."""
+    if _hit is not None:
+        *state, paths = objects
+        _hit["bind"](*state, sys.modules[__name__], paths)
+
+
+def hit_syscalls() -> int:
+    """NOWAIT reads the C hit path made so far (tests count them)."""
+    return int(_hit["hit_syscalls"]()) if _hit is not None else 0
+
+
+def _stand_for(selected: Backend) -> None:
+    """The C hit path reads for the native backend while it is the one in
+    use; any other (the python backend, a test's fake read_nowait: a Backend
+    that is not this one) makes it hand every call to the Python hit path."""
+    if _hit is not None:
+        _hit["expect_backend"](selected if selected.name == "native" else None)
+
+
 # -- pure Python -------------------------------------------------------------
 
 
@@ -333,6 +393,7 @@ def use(name: str) -> None:
         can_read_inline=name != "pool",
         native_pool=_native_pool_for(name),
     )
+    _stand_for(backend)
 
 
 def want_native_pool(wanted: bool) -> None:
@@ -340,6 +401,7 @@ def want_native_pool(wanted: bool) -> None:
     global backend, _native_pool_wanted
     _native_pool_wanted = wanted
     backend = dataclasses.replace(backend, native_pool=_native_pool_for(backend.name))
+    _stand_for(backend)
 
 
 def _native_pool_for(name: str) -> bool:

@@ -2,8 +2,9 @@
 
 Every AsyncFile on one inode (st_dev, st_ino) shares one ``InodeState``,
 kept in a bounded LRU table. The policy only returns decisions and records
-outcomes; it does no I/O and imports neither asyncio nor os, so it is tested
-as plain functions (tests/test_policy.py).
+outcomes; it does no I/O and uses neither asyncio nor os (``_native`` only
+gives its classes their C bases), so it is tested as plain functions
+(tests/test_policy.py).
 
 States::
 
@@ -25,7 +26,9 @@ import collections
 import dataclasses
 import enum
 import errno
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from aiofastread import _native
 
 
 class FileState(enum.Enum):
@@ -84,20 +87,38 @@ PROBE_MAX_WITHOUT_CACHESTAT: Final = 64 << 10
 MAX_TRACKED: Final = 4096
 
 
-class Counters:
+COUNTER_FIELDS: Final = (
+    "bytes_inline",
+    "bytes_pooled",
+    "inline_hits",
+    "inline_misses",
+    "pool_reads",
+    "residency_checks",
+    "short_reads",
+    "skipped_cold",
+    "unsupported",
+)
+
+# The C hit path (native/afr_hit.c) counts its hits into C fields: with the
+# compiled module these classes derive from its types, whose members hold
+# the fields it reads (counters, the state and its "warm" flag, enabled);
+# without it, from a stand-in, and __slots__ holds them (_native.hit_base).
+if TYPE_CHECKING:
+    _CountersBase = object
+    _InodeBase = object
+    _PolicyBase = object
+    _COUNTER_SLOTS: tuple[str, ...] = ()
+    _INODE_HOT: tuple[str, ...] = ()
+else:
+    _CountersBase, _COUNTER_SLOTS = _native.hit_base("CountersCore", COUNTER_FIELDS)
+    _InodeBase, _INODE_HOT = _native.hit_base("InodeCore", ("counters", "state"))
+    _PolicyBase = _native.hit_base("PolicyCore", ())[0]
+
+
+class Counters(_CountersBase):
     """Event counts for one inode (or, in ``Policy``, for all of them)."""
 
-    __slots__ = (
-        "bytes_inline",
-        "bytes_pooled",
-        "inline_hits",
-        "inline_misses",
-        "pool_reads",
-        "residency_checks",
-        "short_reads",
-        "skipped_cold",
-        "unsupported",
-    )
+    __slots__ = _COUNTER_SLOTS
 
     def __init__(self) -> None:
         self.inline_hits = 0
@@ -111,7 +132,7 @@ class Counters:
         self.bytes_pooled = 0
 
     def add(self, other: Counters) -> None:
-        for name in Counters.__slots__:
+        for name in COUNTER_FIELDS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
@@ -132,18 +153,10 @@ class FileStatistics:
     bytes_pooled: int
 
 
-class InodeState:
+class InodeState(_InodeBase):
     """What the policy knows of one inode."""
 
-    __slots__ = (
-        "__weakref__",
-        "counters",
-        "hit_ratio",
-        "hits_folded",
-        "key",
-        "reads_since_probe",
-        "state",
-    )
+    __slots__ = ("__weakref__", "hit_ratio", "hits_folded", "key", "reads_since_probe", *_INODE_HOT)
 
     def __init__(self, key: tuple[int, int]) -> None:
         self.key = key
@@ -180,7 +193,7 @@ class InodeState:
         )
 
 
-class Policy:
+class Policy(_PolicyBase):
     """The bounded table of inode states and the decision rules."""
 
     def __init__(self, *, has_cachestat: bool, max_tracked: int = MAX_TRACKED) -> None:

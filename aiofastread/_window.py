@@ -7,6 +7,10 @@ Invariant: the reader's position is inside the window or at its end.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from aiofastread import _native
+
 # Bytes fetched into the window when the page cache has them: 64 KiB inline
 # is ~10 us on this VM and holds hundreds of typical lines, so iteration
 # makes one read per few hundred lines (bench/lines.py).
@@ -17,11 +21,19 @@ WINDOW_SIZE = 64 << 10
 # memoryview costs ~0.6 us, and every reader starts with an empty window).
 _NO_VIEW = memoryview(b"")
 
+# AsyncBufferedReader's C hit path reads ``data`` (its length) and ``start``
+# from C fields (native/afr_hit.c, _native.hit_base).
+if TYPE_CHECKING:
+    _WindowBase = object
+    _HOT_SLOTS: tuple[str, ...] = ()
+else:
+    _WindowBase, _HOT_SLOTS = _native.hit_base("WindowCore", ("data", "start"))
 
-class Window:
+
+class Window(_WindowBase):
     """File bytes ``[start, start + len(data))`` read ahead; empty: ``b""``."""
 
-    __slots__ = ("data", "eof", "start", "view")
+    __slots__ = ("eof", "view", *_HOT_SLOTS)
 
     def __init__(self, start: int = 0) -> None:
         self.data = b""

@@ -49,6 +49,21 @@ SOURCES: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "afr_ready.c",  # Ready: an awaitable already done (the C hit path's answer)
+        "",
+    ),
+    (
+        "afr_hit.c",  # the reader's hit path and the C fields it reads (issue 11)
+        """
+        /* A dict of the hit path's types (ReaderCore, HandleCore, ...) and
+           functions (bind, expect_backend, hit_syscalls), held forever; NULL
+           where there is no CPython C API (PyPy). */
+        void *afr_hit_objects(void);
+
+        static const int AFR_HAS_HIT_PATH;
+        """,
+    ),
+    (
         "afr_pool.c",  # the native miss pool
         """
         /* C threads, one eventfd per event loop ("port"), no GIL on the
@@ -124,6 +139,9 @@ ffibuilder.set_source(
     # A missing compiler must not fail `pip install`: setuptools turns a
     # failed optional extension into a warning.
     libraries=["pthread"],
+    # The stable ABI of CPython 3.10 (cffi alone would pick the oldest one):
+    # PyType_FromSpec with am_send, METH_FASTCALL, PyMemberDef (afr_hit.c).
+    define_macros=[("Py_LIMITED_API", "0x030A0000")],
     optional=True,
 )
 

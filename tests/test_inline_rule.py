@@ -14,7 +14,10 @@ speed. For every state hypothesis finds (plus each clause's edge):
    applies the rule, with its side effects: a COLD file's re-probe count);
 2. ``read()`` takes the fast path exactly when ``fast_path_takes`` says so,
    and its HIT bookkeeping equals ``Policy.record(HIT)`` plus
-   ``_read.yield_to_pool``.
+   ``_read.yield_to_pool``: both the Python hit path (``_file._PythonReader``,
+   with a fake read_nowait) and, with the compiled module, the C one
+   (native/afr_hit.c, reading a real cached file: its NOWAIT reads are
+   counted by ``_native.hit_syscalls()``, its bytes compared with the file's).
 """
 
 from __future__ import annotations
@@ -282,12 +285,17 @@ def test_the_fast_paths_literal_is_yield_every_mask() -> None:
 LOOPS = pytest_asyncio_loop_factories(cast(Any, None), cast(Any, None))
 
 
+# Every read the rule may take lies inside the file: the C path's hits are
+# whole (the file is written just before, so its pages are cached).
+FILE_SIZE = SPAN + INLINE_MAX + 4 * PAGE
+
+
 @pytest.fixture(params=list(LOOPS))
 def opened(
     request: pytest.FixtureRequest, data_dir: Path
 ) -> Iterator[tuple[asyncio.AbstractEventLoop, aiofastread.AsyncBufferedReader]]:
     path = data_dir / "f"
-    make_file(path, PAGE)
+    make_file(path, FILE_SIZE)
     loop = LOOPS[request.param]()
     f = loop.run_until_complete(aiofastread.open(path, "rb"))
     try:
@@ -298,22 +306,27 @@ def opened(
 
 
 class Fakes:
-    """read_nowait and the general path's reads, noted instead of made."""
+    """read_nowait (on the Python hit path) and the general path's reads,
+    noted instead of made. The C hit path makes its NOWAIT reads itself:
+    with ``fake_nowait`` False the backend is left alone (a replaced one
+    makes the C path stand aside, _native._stand_for)."""
 
-    def __init__(self, mp: pytest.MonkeyPatch) -> None:
+    def __init__(self, mp: pytest.MonkeyPatch, *, fake_nowait: bool = True) -> None:
         self.nowait: list[tuple[int, int]] = []
         self.eof: int | None = None  # set: the file ends there (read() tests)
         self.general: list[str] = []
+        self.attempts: list[Any] = []
         self.yields = 0
-        mp.setattr(
-            _native,
-            "backend",
-            dataclasses.replace(
-                _native.backend,
-                read_nowait=self.read_nowait,
-                read_nowait_into=self.read_nowait_into,
-            ),
-        )
+        if fake_nowait:
+            mp.setattr(
+                _native,
+                "backend",
+                dataclasses.replace(
+                    _native.backend,
+                    read_nowait=self.read_nowait,
+                    read_nowait_into=self.read_nowait_into,
+                ),
+            )
         mp.setattr(_read, "read_at", self.read_at)
         mp.setattr(_vectored, "read_into_at", self.read_into_at)  # readinto's general path
         mp.setattr(_read, "read_to_eof", self.read_to_eof)
@@ -332,10 +345,12 @@ class Fakes:
 
     async def read_at(self, h: Any, offset: int, size: int, attempt: Any = None) -> bytes:
         self.general.append("read_at")
+        self.attempts.append(attempt)
         return b"g" * size
 
     async def read_into_at(self, h: Any, view: Any, offset: int, attempt: Any = None) -> int:
         self.general.append("read_into_at")
+        self.attempts.append(attempt)
         view[:] = b"g" * len(view)
         return len(view)
 
@@ -351,14 +366,16 @@ class Fakes:
 METHODS = ("read", "readinto", "pread", "pread_into")
 
 
-def call(f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int) -> Any:
+def call(
+    f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int, buffer: Any
+) -> Any:
     if method == "read":
         return f.read(size)
     if method == "readinto":
-        return f.readinto(bytearray(size))
+        return f.readinto(buffer)
     if method == "pread":
         return f.pread(size, pos)
-    return f.pread_into(bytearray(size), pos)
+    return f.pread_into(buffer, pos)
 
 
 def predict(f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int) -> bool:
@@ -373,29 +390,53 @@ def call_once(
     method: str,
     s: dict[str, Any],
     fakes: Fakes,
-) -> tuple[bool, int, int]:
+) -> tuple[bool, int, int, Any]:
     """Run the method once (another task holding the file's lock if
     ``locked``, the budget spent if ``over_budget``): what the rule
     predicted just before it, the NOWAIT reads its first step made (the
-    fast path, whole) and the budget spent after that step."""
+    fast path, whole: the fake's, or the C path's), the budget spent after
+    that step, and what the call returned (bytes read, or the buffer)."""
 
-    async def go() -> tuple[bool, int, int]:
+    async def go() -> tuple[bool, int, int, Any]:
         if s["locked"]:
             await f._lock.acquire()
         set_budget(s["over_budget"])  # here: a reset pending on the loop ran
         predicted = predict(f, method, s["size"], s["pos"])
-        task = asyncio.ensure_future(call(f, method, s["size"], s["pos"]))
+        c_reads = _native.hit_syscalls()
+        size = s["size"]
+        buffer = bytearray(size) if method in ("readinto", "pread_into") else None
+        awaitable = call(f, method, size, s["pos"], buffer)
+        # The C path reads when called (its answer awaits in a Ready): the
+        # budget it charged is seen now, before a reset it may schedule runs.
+        spent_by_c = _budget.BUDGET.spent
+        task = asyncio.ensure_future(awaitable)
         await asyncio.sleep(0)  # the call's first step
-        first_step = (predicted, len(fakes.nowait), _budget.BUDGET.spent)
+        c_made = _native.hit_syscalls() - c_reads
+        nowait = len(fakes.nowait) + c_made
+        first_step = (predicted, nowait, spent_by_c if c_made else _budget.BUDGET.spent)
         if s["locked"]:
             f._lock.release()
+        result = None
         with contextlib.suppress(ValueError, TypeError):
-            await task
-        return first_step
+            result = await task
+        return (*first_step, buffer if buffer is not None else result)
 
     return loop.run_until_complete(go())
 
 
+# The Python hit path (its read_nowait faked), and the C one where it is
+# compiled: it runs with the native backend only (_native._stand_for).
+HIT_PATHS = ("python", "c")
+
+
+@pytest.fixture(autouse=True)
+def c_path_needs_native(request: pytest.FixtureRequest, backend: str) -> None:
+    c_path = "hit_path" in request.fixturenames and request.getfixturevalue("hit_path") == "c"
+    if c_path and (backend != "native" or not _native.HAS_HIT_PATH):
+        pytest.skip("the C hit path runs with the compiled module's native backend")
+
+
+@pytest.mark.parametrize("hit_path", HIT_PATHS)
 @settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -418,6 +459,7 @@ def call_once(
 @with_edges_and(method="pread_into", hits=3, pool_busy=False)
 def test_each_fast_path_is_taken_exactly_when_its_condition_says(
     opened: tuple[asyncio.AbstractEventLoop, aiofastread.AsyncBufferedReader],
+    hit_path: str,
     method: str,
     s: dict[str, Any],
     hits: int,
@@ -437,8 +479,11 @@ def test_each_fast_path_is_taken_exactly_when_its_condition_says(
     f._pos = s["pos"]
     f._win.set(s["pos"], s["window"])
     with pytest.MonkeyPatch.context() as mp, policy_enabled(s["enabled"]), budget(False):
-        fakes = Fakes(mp)
         whole = method == "read" and (size is None or (type(size) is int and size == -1))
+        # read() of the rest: the C path hands it to the general path, whose
+        # whole-file read is Python's (proved on the Python side).
+        assume(hit_path == "python" or not whole)
+        fakes = Fakes(mp, fake_nowait=hit_path == "python")
         if whole:
             fakes.eof = s["size_hint"]  # read() reads the rest known + 1: EOF answers
         mp.setattr(h, "pool", types.SimpleNamespace(busy=pool_busy))
@@ -447,9 +492,12 @@ def test_each_fast_path_is_taken_exactly_when_its_condition_says(
         reference.hit_ratio = inode.hit_ratio
         bytes_before = inode.counters.bytes_inline
         try:
-            predicted, nowait_reads, spent = call_once(loop, f, method, s, fakes)
+            predicted, nowait_reads, spent, result = call_once(loop, f, method, s, fakes)
         finally:
             h.closing = False
+    # The C path reads the real file: a page dropped by the VM meanwhile
+    # makes its read a miss, handed on to the general path (not this test's).
+    assume(not any(isinstance(a, int) and a < 0 for a in fakes.attempts))
     took_fast = nowait_reads > 0
     assert took_fast == predicted
     if took_fast:
@@ -457,7 +505,11 @@ def test_each_fast_path_is_taken_exactly_when_its_condition_says(
         if whole:  # read(): one read of the rest known + 1, answered up to EOF
             asked = s["size_hint"] - s["pos"] + 1
             size = asked - 1
-        assert fakes.nowait == [(asked, s["pos"])]
+        assert nowait_reads == 1
+        if hit_path == "python":
+            assert fakes.nowait == [(asked, s["pos"])]
+        else:
+            assert bytes(result) == os.pread(h.fd, size, s["pos"])
         assert not fakes.general
         # The HIT bookkeeping written out equals the policy's and yield_to_pool's.
         POLICY.record(reference, Outcome.HIT, size)

@@ -92,6 +92,16 @@ SURFACES = [
 _BASE = {"__aiter__", "__anext__", "__init__", "__repr__"}
 
 
+def is_c_hit_path(cls: type, name: str, value: object) -> bool:
+    """A method of the reader's C hit path (native/afr_hit.c): it returns an
+    awaitable, standing for the Python coroutine method of its name."""
+    return (
+        issubclass(cls, _file._PythonReader)
+        and inspect.ismethoddescriptor(value)
+        and inspect.iscoroutinefunction(getattr(_file._PythonReader, name, None))
+    )
+
+
 def surface(cls: type) -> tuple[set[str], set[str], set[str]]:
     """(async methods, sync methods, properties) a class exposes publicly."""
     async_, sync, props = set(), set(), set()
@@ -101,7 +111,7 @@ def surface(cls: type) -> tuple[set[str], set[str], set[str]]:
         value = inspect.getattr_static(cls, name)
         if isinstance(value, property):
             props.add(name)
-        elif inspect.iscoroutinefunction(value):
+        elif inspect.iscoroutinefunction(value) or is_c_hit_path(cls, name, value):
             async_.add(name)
         elif callable(value):
             sync.add(name)
