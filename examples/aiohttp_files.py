@@ -4,6 +4,8 @@
     python examples/aiohttp_files.py bench                      # files in /var/tmp
     python examples/aiohttp_files.py bench --slow-device 300    # root: a throttled disk
     python examples/aiohttp_files.py serve --root DIR --port 8081   # the server alone
+    python examples/aiohttp_files.py bench --engines afr-loop --files warm \
+        --tree new=.venv/bin/python --tree old=../old/.venv/bin/python   # A/B of two trees
 
 ``bench`` starts the server in a process of its own (asyncio loop), then,
 from this process, fetches one file with a real HTTP client
@@ -19,6 +21,13 @@ worst lateness per transfer is the loop's worst stall. The machine's own
 stalls are measured beside it by an idle process that only sleeps 1 ms at a
 time (aiofastread.benchmark.noise): the "idle control" column. Cold means
 evicted from the page cache (fsync + POSIX_FADV_DONTNEED) before the request.
+
+``--tree LABEL=PYTHON`` (repeatable) starts one server per Python environment
+(each with its own aiofastread, e.g. a worktree of an older commit with its
+own venv) and interleaves them in every round: an A/B of two versions of the
+library side by side, in the same time window. The server side of this file
+imports only what its handlers need, so an older aiofastread without
+``contrib.aiohttp`` serves every handler but ``ours``.
 """
 
 from __future__ import annotations
@@ -52,6 +61,28 @@ HEADER = (
 # -- server ------------------------------------------------------------------------
 
 
+class RunQueueWait:
+    """ns the calling thread has waited for a CPU while runnable
+    (/proc/thread-self/schedstat, second field; 0 where it is missing).
+    A copy of aiofastread.benchmark.workload's, so that a server running an
+    older aiofastread measures the same way."""
+
+    def __init__(self) -> None:
+        try:
+            # Bound to the thread that opens it: the heartbeat's, the loop's.
+            self.fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def __call__(self) -> int:
+        if self.fd is None:
+            return 0
+        try:
+            return int(os.pread(self.fd, 128, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+
 class Heartbeat:
     """Sleeps 1 ms at a time on the server's loop; records the worst lateness,
     and the worst lateness left once the loop thread's own wait for a CPU in
@@ -59,11 +90,12 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self.worst = self.worst_own = 0.0
+        # When the worst own tick ended (perf_counter: CLOCK_MONOTONIC on Linux,
+        # the clock of `perf record -k CLOCK_MONOTONIC`, to find it in a trace).
+        self.worst_own_at = self.worst_own_late = 0.0
         self.cpu = time.process_time()  # the server's CPU time (all its threads)
 
     async def run(self) -> None:
-        from aiofastread.benchmark.workload import RunQueueWait
-
         clock = time.perf_counter
         run_queue_wait = RunQueueWait()  # opened on the loop thread: its counter
         while True:
@@ -72,16 +104,21 @@ class Heartbeat:
             late = clock() - t0 - HEARTBEAT_S
             own = late - (run_queue_wait() - w0) / 1e9
             self.worst = max(self.worst, late)
-            self.worst_own = max(self.worst_own, own)
+            if own > self.worst_own:
+                self.worst_own, self.worst_own_late = own, late
+                self.worst_own_at = t0 + HEARTBEAT_S + late
 
     def take(self) -> dict[str, float]:
         cpu = time.process_time()
         answer = {
             "worst_ms": self.worst * 1e3,
             "worst_own_ms": self.worst_own * 1e3,
+            "worst_own_at": self.worst_own_at,
+            "worst_own_late_ms": self.worst_own_late * 1e3,
+            "server_pid": os.getpid(),
             "cpu_s": cpu - self.cpu,
         }
-        self.worst = self.worst_own = 0.0
+        self.worst = self.worst_own = self.worst_own_at = self.worst_own_late = 0.0
         self.cpu = cpu
         return answer
 
@@ -90,7 +127,6 @@ def make_app(root: Path) -> web.Application:
     import aiofiles
 
     import aiofastread
-    from aiofastread.contrib.aiohttp import FileResponse
 
     heartbeat = Heartbeat()
 
@@ -101,6 +137,8 @@ def make_app(root: Path) -> web.Application:
         return web.FileResponse(file_of(request))
 
     async def ours(request: web.Request) -> web.StreamResponse:
+        from aiofastread.contrib.aiohttp import FileResponse  # not in older versions
+
         return FileResponse(file_of(request))
 
     def read_write_loop(files: Any) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -207,18 +245,27 @@ async def fetch(session: aiohttp.ClientSession, url: str) -> int:
 
 
 async def measure(
-    base: str, path: Path, rounds: int, engines: tuple[str, ...], temperatures: tuple[str, ...]
+    targets: list[tuple[str, str]],
+    path: Path,
+    rounds: int,
+    engines: tuple[str, ...],
+    temperatures: tuple[str, ...],
 ) -> list[dict[str, Any]]:
-    """Rounds interleave the handlers (one transfer each per round), so that
-    the load other processes put on this shared machine falls on all alike."""
+    """Rounds interleave the handlers (one transfer each per round), and the
+    servers (label, base URL) when there are several, so that the load other
+    processes put on this shared machine falls on all alike."""
     size = path.stat().st_size
     rows = []
+    cells = [(label, base, engine) for engine in engines for label, base in targets]
     async with aiohttp.ClientSession(auto_decompress=False) as session:
-        await fetch(session, f"{base}/ours/{path.name}")  # connect, import, warm code paths
+        for _, base in targets:  # connect, import, warm code paths
+            await fetch(session, f"{base}/{engines[0]}/{path.name}")
         for temperature in temperatures:
-            runs: dict[str, list[tuple[float, ...]]] = {e: [] for e in engines}
+            runs: dict[tuple[str, str], list[tuple[float, ...]]] = {
+                (label, engine): [] for label, _, engine in cells
+            }
             for _ in range(rounds):
-                for engine in engines:
+                for label, base, engine in cells:
                     (warm if temperature == "warm" else evict)(path)
                     with idle_control() as idle_worst:
                         async with session.get(f"{base}/heartbeat") as r:
@@ -230,26 +277,36 @@ async def measure(
                             beat = await r.json()
                     assert got == size, (engine, got, size)
                     mb = size / 1e6
-                    runs[engine].append(
+                    runs[label, engine].append(
                         (
                             mb / elapsed,
                             beat["worst_ms"],
                             beat["worst_own_ms"],
                             idle_worst(),
                             mb / max(beat["cpu_s"], 1e-6),
+                            beat["worst_own_at"],
+                            beat["worst_own_late_ms"],
+                            beat["server_pid"],
                         )
                     )
-            for engine in engines:
-                speeds, beats, owns, idles, per_cpu = zip(*runs[engine], strict=True)
+            for label, _, engine in cells:
+                speeds, beats, owns, idles, per_cpu, owns_at, owns_late, pids = zip(
+                    *runs[label, engine], strict=True
+                )
                 rows.append(
                     {
                         "temperature": temperature,
-                        "engine": engine,
+                        "engine": f"{label}/{engine}" if label else engine,
                         "mb_s": statistics.median(speeds),
                         "mb_s_all": speeds,
                         "heartbeat_worst_ms": max(beats),
                         "heartbeat_all_ms": beats,
+                        "heartbeat_own_all_ms": owns,
                         "heartbeat_own_worst_ms": max(owns),
+                        "heartbeat_own_at": owns_at,  # CLOCK_MONOTONIC s, the tick's end
+                        "heartbeat_own_late_ms": owns_late,  # that tick's raw lateness
+                        "server_pid": pids[0],
+                        "idle_control_all_ms": idles,
                         "idle_control_worst_ms": max(idles),
                         "mb_per_server_cpu_s": statistics.median(per_cpu),
                     }
@@ -301,19 +358,29 @@ def bench(args: argparse.Namespace) -> None:
             block = os.urandom(1 << 20)
             for _ in range(args.size):
                 f.write(block)
-        join()  # the server (and its pool threads) read under the throttle
-        server = subprocess.Popen(
-            [sys.executable, __file__, "serve", "--root", str(root), "--port", str(args.port)]
-        )
+        join()  # the servers (and their pool threads) read under the throttle
+        trees = [t.split("=", 1) for t in args.tree] or [["", sys.executable]]
+        servers = [
+            subprocess.Popen(
+                [python, __file__, "serve", "--root", str(root), "--port", str(args.port + i)]
+            )
+            for i, (_, python) in enumerate(trees)
+        ]
         leave()
         try:
-            wait_for_port(args.port, server)
-            print(f"{args.size} MiB in {root}; server pid {server.pid}, load pid {os.getpid()}")
+            for i, server in enumerate(servers):
+                wait_for_port(args.port + i, server)
+            print(f"{args.size} MiB in {root}; load pid {os.getpid()}")
+            for (label, python), server in zip(trees, servers, strict=True):
+                print(f"server {label or '-'}: pid {server.pid}, {python}")
             print(HEADER)
             print("|---|---|---|---|---|---|---|")
             rows = asyncio.run(
                 measure(
-                    f"http://127.0.0.1:{args.port}",
+                    [
+                        (label, f"http://127.0.0.1:{args.port + i}")
+                        for i, (label, _) in enumerate(trees)
+                    ],
                     path,
                     args.rounds,
                     tuple(args.engines),
@@ -321,8 +388,9 @@ def bench(args: argparse.Namespace) -> None:
                 )
             )
         finally:
-            server.terminate()
-            server.wait()
+            for server in servers:
+                server.terminate()
+                server.wait()
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1))
 
@@ -342,6 +410,13 @@ def main() -> None:
     b.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     b.add_argument("--files", nargs="+", default=["warm", "cold"], choices=["warm", "cold"])
     b.add_argument("--json", help="also write the rows here")
+    b.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="LABEL=PYTHON",
+        help="a server per Python environment, interleaved in every round (A/B)",
+    )
     args = parser.parse_args()
     if args.command == "serve":
         serve(args.root, args.port)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,15 +58,21 @@ struct afr_port {
 
 static struct {
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    /* Idle workers sleep on a semaphore, not a condition variable: glibc's
+     * pthread_cond_signal (before 2.41) can wait for earlier waiters that
+     * were woken but have no CPU yet, and the loop thread signals (traced:
+     * 1.5-3.5 ms loop stalls in pthread_cond_signal on a loaded machine,
+     * docs/streams.md). sem_post never waits. Initialised at the first
+     * spawn (a worker exists before anyone posts). */
+    sem_t wake;
+    int wake_ready;
     struct afr_job *head, *tail;
-    int threads, idle, wakeups, max_threads;
+    int threads, idle, max_threads;
     long in_flight, max_in_flight; /* jobs submitted and not yet taken back */
     unsigned long long submitted;
     unsigned long generation;
     int atfork_set;
-} afr_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
-              0, 0, 0, 16, 0, 1024, 0, 0, 0};
+} afr_pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .max_threads = 16, .max_in_flight = 1024};
 
 static void afr_untake(long jobs)
 {
@@ -93,6 +100,8 @@ static void afr_complete(struct afr_job *job)
 {
     struct afr_port *port = job->port;
     int was_empty, destroy = 0;
+    uint64_t one = 1;
+    ssize_t w;
     pthread_mutex_lock(&port->lock);
     if (port->released) {
         afr_job_free(job);
@@ -110,13 +119,23 @@ static void afr_complete(struct afr_job *job)
     else
         port->done_tail->next = job;
     port->done_tail = job;
-    if (was_empty) {
-        /* One wake-up per batch: the reaper empties the list. */
-        uint64_t one = 1;
-        ssize_t w = write(port->efd, &one, sizeof one);
-        (void)w; /* EAGAIN only at a counter of 2^64-2: a wake-up is pending */
+    if (!was_empty) {
+        pthread_mutex_unlock(&port->lock);
+        return; /* one wake-up per batch: the reaper empties the list */
     }
+    /* The eventfd is written after the lock is let go: the write wakes the
+     * loop thread, which may take this CPU at once and then wait in the
+     * reaper for a lock its waker still held. A reference of our own keeps
+     * the port (and its eventfd) alive until the write is done. */
+    port->refs++;
     pthread_mutex_unlock(&port->lock);
+    w = write(port->efd, &one, sizeof one);
+    (void)w; /* EAGAIN only at a counter of 2^64-2: a wake-up is pending */
+    pthread_mutex_lock(&port->lock);
+    destroy = --port->refs == 0;
+    pthread_mutex_unlock(&port->lock);
+    if (destroy)
+        afr_port_destroy(port);
 }
 
 static void afr_read_job(struct afr_job *job)
@@ -149,9 +168,10 @@ static void *afr_worker(void *arg)
             if (afr_pool.threads > afr_pool.max_threads)
                 break; /* configure() lowered the thread count */
             afr_pool.idle++;
-            while (afr_pool.wakeups == 0)
-                pthread_cond_wait(&afr_pool.wake, &afr_pool.lock);
-            afr_pool.wakeups--;
+            pthread_mutex_unlock(&afr_pool.lock);
+            while (sem_wait(&afr_pool.wake) != 0 && errno == EINTR)
+                ; /* the poster took us off idle */
+            pthread_mutex_lock(&afr_pool.lock);
             continue;
         }
         afr_pool.head = job->next;
@@ -179,9 +199,10 @@ static void afr_after_fork_child(void)
      * parent's. Start over (what was queued is abandoned: its memory is
      * the parent's copy, not worth the risk of touching). */
     pthread_mutex_init(&afr_pool.lock, NULL);
-    pthread_cond_init(&afr_pool.wake, NULL);
+    if (afr_pool.wake_ready)
+        sem_init(&afr_pool.wake, 0, 0);
     afr_pool.head = afr_pool.tail = NULL;
-    afr_pool.threads = afr_pool.idle = afr_pool.wakeups = 0;
+    afr_pool.threads = afr_pool.idle = 0;
     afr_pool.in_flight = 0;
     afr_pool.generation++;
 }
@@ -194,6 +215,11 @@ static int afr_spawn_locked(void)
     pthread_attr_t attr;
     sigset_t all, old;
     int rc;
+    if (!afr_pool.wake_ready) {
+        if (sem_init(&afr_pool.wake, 0, 0) != 0)
+            return errno;
+        afr_pool.wake_ready = 1;
+    }
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_attr_init(&attr);
@@ -331,8 +357,7 @@ static int afr_enqueue_locked(struct afr_job *job)
     afr_pool.submitted++;
     if (afr_pool.idle > 0) {
         afr_pool.idle--;
-        afr_pool.wakeups++;
-        pthread_cond_signal(&afr_pool.wake);
+        sem_post(&afr_pool.wake);
     }
     return 0;
 }
@@ -436,11 +461,8 @@ static void afr_pool_configure(int max_threads, long max_in_flight)
     if (max_in_flight > 0)
         afr_pool.max_in_flight = max_in_flight;
     /* Idle threads above the new count see it when woken. */
-    if (afr_pool.threads > afr_pool.max_threads && afr_pool.idle > 0) {
-        afr_pool.wakeups += afr_pool.idle;
-        afr_pool.idle = 0;
-        pthread_cond_broadcast(&afr_pool.wake);
-    }
+    for (; afr_pool.threads > afr_pool.max_threads && afr_pool.idle > 0; afr_pool.idle--)
+        sem_post(&afr_pool.wake);
     pthread_mutex_unlock(&afr_pool.lock);
 }
 

@@ -381,3 +381,46 @@ async def test_native_reads_give_slots_back_to_their_own_pool(
         assert native_submitted() == base + 1
     assert _pool.default_pool().statistics().in_flight == 0
     assert other.statistics().in_flight == 0
+
+
+def c_threads() -> int:
+    """Worker threads the C pool has now (afr_pool_stats)."""
+    lib, ffi = _native_pool._lib, _native_pool._ffi
+    submitted, in_flight, threads = (
+        ffi.new("unsigned long long *"),
+        ffi.new("long *"),
+        ffi.new("int *"),
+    )
+    lib.afr_pool_stats(submitted, in_flight, threads)
+    return int(threads[0])
+
+
+async def test_idle_workers_above_a_lowered_count_are_woken_and_leave(
+    data_dir: Path, backend: str
+) -> None:
+    """Idle workers sleep on the pool's semaphore: lowering the count posts
+    one wake-up per idle worker, those above the count exit, and the ones
+    left still take every new job."""
+    if backend != "native":
+        pytest.skip("only the native backend has C workers")
+    path = data_dir / "cold"
+    data = make_file(path, SIZE)
+    ranges = [(o, 65536) for o in range(0, SIZE, 65536)]
+    try:
+        evict(path)
+        async with aiofastread.open(path, "rb") as f:
+            got = await asyncio.gather(*(_read.read_at(f._h, o, n) for o, n in ranges))
+        assert got == [data[o : o + n] for o, n in ranges]
+        await until(lambda: native_in_flight() == 0, "every job taken back")
+        assert c_threads() >= 2, "concurrent misses start more than one worker"
+        native_pool().configure(1, None)
+        await until(lambda: c_threads() == 1, "idle workers above the count exit")
+        evict(path)
+        async with aiofastread.open(path, "rb") as f:
+            before = native_submitted()
+            got = await asyncio.gather(*(_read.read_at(f._h, o, n) for o, n in ranges[:8]))
+            assert native_submitted() > before, "the file was evicted: reads must miss"
+        assert got == [data[o : o + n] for o, n in ranges[:8]]
+        assert c_threads() == 1
+    finally:
+        native_pool().configure(16, None)  # the C pool's own default
