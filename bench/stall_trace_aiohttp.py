@@ -16,7 +16,8 @@ preempted, is the machine's stall, though the loop thread's own counter
 does not show it).
 
 ``--hogs N`` runs N busy processes (``while True: pass``) next to the bench,
-to reproduce a loaded machine on purpose.
+to reproduce a loaded machine on purpose. With ``--tree`` (an A/B of two
+environments) each server gets a section of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from stall_trace import LINE, SWITCH, Interval, attribute, parse
@@ -162,6 +164,38 @@ def loop_sleeps(perf_data: Path, loop: int, intervals: list[Interval]) -> list[s
     ]
 
 
+def report(perf_data: Path, pid: int, rows: list[dict[str, Any]]) -> None:
+    intervals, samples = parse(perf_data, pid)
+    threads = threads_of(perf_data, pid)
+    print(f"server {pid}; threads {len(threads)}; per transfer, its worst own tick (ms):")
+    print(
+        f"  {'handler':<16} {'late':>6} {'own':>6} {'on-CPU':>7} {'stolen':>7} {'R wait':>7} "
+        f"{'S sleep':>7} {'D block':>7}  asleep in (ms) | other server threads: on CPU, R wait"
+    )
+    for row in rows:
+        for late, own, at in zip(
+            row["heartbeat_own_late_ms"], row["heartbeat_own_all_ms"], row["heartbeat_own_at"],
+            strict=True,
+        ):  # fmt: skip
+            start = at - (late + 1.0) / 1e3  # the tick's 1 ms sleep and its lateness
+            a = attribute(start, at, intervals, samples, HZ)
+            print(
+                f"  {row['temperature'] + ' ' + row['engine']:<16} {late:6.1f} {own:6.1f} "
+                f"{float(a['run']) * 1e3:7.2f} {float(a['stolen']) * 1e3:7.2f} "
+                f"{float(a['R']) * 1e3:7.2f} {float(a['S']) * 1e3:7.2f} "
+                f"{float(a['D']) * 1e3:7.2f}  {a['asleep_in'] or '-'} | "
+                f"{others_in(start, at, threads, pid)}"
+            )
+    print("loop thread asleep outside epoll_wait (a lock, a condition variable, the GIL):")
+    print("\n".join(loop_sleeps(perf_data, pid, intervals)[:12]) or "  -")
+    d_all = [iv for iv in intervals if iv.state.startswith("D")]
+    print(
+        f"loop thread in D state {len(d_all)} times in the whole run, worst "
+        f"{max((iv.end - iv.start for iv in d_all), default=0) * 1e3:.2f} ms "
+        f"({', '.join(sorted({iv.where for iv in d_all if iv.where})) or '-'})"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hogs", type=int, default=0, help="busy processes beside the bench")
@@ -191,36 +225,9 @@ def main() -> int:
                 hog.kill()
                 hog.wait()
     rows = json.loads((work / "rows.json").read_text())
-    pid = int(rows[0]["server_pid"])  # the loop runs on the server's main thread
-    intervals, samples = parse(work / "perf.data", pid)
-    threads = threads_of(work / "perf.data", pid)
-    print(f"server {pid}; threads {len(threads)}; per transfer, its worst own tick (ms):")
-    print(
-        f"  {'handler':<16} {'late':>6} {'own':>6} {'on-CPU':>7} {'stolen':>7} {'R wait':>7} "
-        f"{'S sleep':>7} {'D block':>7}  asleep in (ms) | other server threads: on CPU, R wait"
-    )
-    for row in rows:
-        for late, own, at in zip(
-            row["heartbeat_own_late_ms"], row["heartbeat_own_all_ms"], row["heartbeat_own_at"],
-            strict=True,
-        ):  # fmt: skip
-            start = at - (late + 1.0) / 1e3  # the tick's 1 ms sleep and its lateness
-            a = attribute(start, at, intervals, samples, HZ)
-            print(
-                f"  {row['temperature'] + ' ' + row['engine']:<16} {late:6.1f} {own:6.1f} "
-                f"{float(a['run']) * 1e3:7.2f} {float(a['stolen']) * 1e3:7.2f} "
-                f"{float(a['R']) * 1e3:7.2f} {float(a['S']) * 1e3:7.2f} "
-                f"{float(a['D']) * 1e3:7.2f}  {a['asleep_in'] or '-'} | "
-                f"{others_in(start, at, threads, pid)}"
-            )
-    print("loop thread asleep outside epoll_wait (a lock, a condition variable, the GIL):")
-    print("\n".join(loop_sleeps(work / "perf.data", pid, intervals)[:12]) or "  -")
-    d_all = [iv for iv in intervals if iv.state.startswith("D")]
-    print(
-        f"loop thread in D state {len(d_all)} times in the whole run, worst "
-        f"{max((iv.end - iv.start for iv in d_all), default=0) * 1e3:.2f} ms "
-        f"({', '.join(sorted({iv.where for iv in d_all if iv.where})) or '-'})"
-    )
+    for pid in sorted({int(row["server_pid"]) for row in rows}):
+        # The loop runs on the server's main thread: its tid is the pid.
+        report(work / "perf.data", pid, [row for row in rows if row["server_pid"] == pid])
     print(f"trace and rows: {work}")
     return 0
 

@@ -158,7 +158,8 @@ def make_app(root: Path) -> web.Application:
         return handler
 
     async def beat(request: web.Request) -> web.Response:
-        return web.json_response(heartbeat.take())
+        # Which aiofastread this server runs (an A/B must not compare a tree with itself).
+        return web.json_response({**heartbeat.take(), "library": aiofastread.__file__})
 
     async def start_heartbeat(app: web.Application) -> Any:
         task = asyncio.ensure_future(heartbeat.run())
@@ -258,8 +259,10 @@ async def measure(
     rows = []
     cells = [(label, base, engine) for engine in engines for label, base in targets]
     async with aiohttp.ClientSession(auto_decompress=False) as session:
-        for _, base in targets:  # connect, import, warm code paths
+        for label, base in targets:  # connect, import, warm code paths
             await fetch(session, f"{base}/{engines[0]}/{path.name}")
+            async with session.get(f"{base}/heartbeat") as r:
+                print(f"server {label or '-'} runs {(await r.json())['library']}", flush=True)
         for temperature in temperatures:
             runs: dict[tuple[str, str], list[tuple[float, ...]]] = {
                 (label, engine): [] for label, _, engine in cells
