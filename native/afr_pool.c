@@ -119,23 +119,13 @@ static void afr_complete(struct afr_job *job)
     else
         port->done_tail->next = job;
     port->done_tail = job;
-    if (!was_empty) {
-        pthread_mutex_unlock(&port->lock);
-        return; /* one wake-up per batch: the reaper empties the list */
+    if (was_empty) {
+        /* One wake-up per batch: the reaper empties the list. Written under
+         * the lock: after it, the loop may reap the job and free the port. */
+        w = write(port->efd, &one, sizeof one);
+        (void)w; /* EAGAIN only at a counter of 2^64-2: a wake-up is pending */
     }
-    /* The eventfd is written after the lock is let go: the write wakes the
-     * loop thread, which may take this CPU at once and then wait in the
-     * reaper for a lock its waker still held. A reference of our own keeps
-     * the port (and its eventfd) alive until the write is done. */
-    port->refs++;
     pthread_mutex_unlock(&port->lock);
-    w = write(port->efd, &one, sizeof one);
-    (void)w; /* EAGAIN only at a counter of 2^64-2: a wake-up is pending */
-    pthread_mutex_lock(&port->lock);
-    destroy = --port->refs == 0;
-    pthread_mutex_unlock(&port->lock);
-    if (destroy)
-        afr_port_destroy(port);
 }
 
 static void afr_read_job(struct afr_job *job)
