@@ -220,7 +220,7 @@ static PyType_Slot afr_text_slots[] = {
 /* A dropped Ready's undo (afr_ready.c): the state it replaced, back. */
 static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved_start,
                           Py_ssize_t saved_used, char saved_short, char saved_dirty,
-                          long long done_gen)
+                          char saved_known, long long done_gen)
 {
     AfrText *t = (AfrText *)state;
     if (t->gen != done_gen)
@@ -231,6 +231,7 @@ static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved
     t->used = saved_used;
     t->short_ = saved_short;
     t->dirty = saved_dirty;
+    t->known = saved_known;
     t->gen++;
 }
 
@@ -238,7 +239,7 @@ static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved
  * given; the change counted in gen. */
 static PyObject *afr_text_ready(PyObject *value, AfrText *t, PyObject *old_text,
                                 long long old_start, Py_ssize_t old_used, char old_short,
-                                char old_dirty)
+                                char old_dirty, char old_known)
 {
     AfrReady *r = (AfrReady *)afr_ready_new(value, NULL, 0, 0);
     if (r == NULL)
@@ -252,6 +253,7 @@ static PyObject *afr_text_ready(PyObject *value, AfrText *t, PyObject *old_text,
     r->saved_used = old_used;
     r->saved_short = old_short;
     r->saved_dirty = old_dirty;
+    r->saved_known = old_known;
     return (PyObject *)r;
 }
 
@@ -390,7 +392,7 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
         t->dirty = 1;
         t->gen++;
         afr_text_reads++;
-        return afr_text_ready(piece, t, old_text, t->start, used, t->short_, dirty);
+        return afr_text_ready(piece, t, old_text, t->start, used, t->short_, dirty, 1);
     }
     /* textiowrapper_read_chunk: the next chunk, of max(_CHUNK_SIZE, wanted). */
     remaining = size - avail;
@@ -442,7 +444,7 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
             Py_DECREF(text);
             return NULL;
         }
-        result = afr_text_ready(piece, t, old_text, t->start, t->used, t->short_, t->dirty);
+        result = afr_text_ready(piece, t, old_text, t->start, t->used, t->short_, t->dirty, 1);
         if (result == NULL) {
             Py_DECREF(text);
             return NULL;
@@ -493,12 +495,13 @@ static PyObject *afr_text_file_seek(PyObject *self, PyObject *const *args, Py_ss
                          : afr_text_call_py(self, afr_str_text_seek_general, args, nargs, kwnames);
     old_text = t->text != NULL ? t->text : afr_empty_str;
     Py_INCREF(args[0]);
-    result = afr_text_ready(args[0], t, old_text, t->start, t->used, t->short_, t->dirty);
+    result =
+        afr_text_ready(args[0], t, old_text, t->start, t->used, t->short_, t->dirty, t->known);
     if (result == NULL)
         return NULL;
     /* DirectText.seek: known, and the TextIOWrapper behind. (Undone, known
-     * stays: it was true or the seek made it true, and the old fields then
-     * describe the file as the TextIOWrapper would have them.) */
+     * goes back too: after another operation the TextIOWrapper's state is
+     * its own, and the old fields do not describe it.) */
     Py_INCREF(afr_empty_str);
     AFR_XSETREF(t->text, afr_empty_str);
     t->start = cookie;

@@ -466,3 +466,19 @@ def test_c_hit_sequences_equal_cpython(
         want.append(outcome(f.tell))
         want.append(outcome(f.buffer.tell))
     assert got == want
+
+
+async def test_c_hit_seek_undone_after_other_operation(data_dir: Path) -> None:
+    """Found by the sequences above: after readline (the TextIOWrapper's
+    state its own), a seek never delivered must not leave the direct state
+    marked known (it was not)."""
+    path = data_dir / "big.txt"
+    path.write_bytes(BIG_LATIN1)
+    warm(path)
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        line = await f.readline()
+        f.seek(0).close()
+        got = await f.read(1)
+    with open(path, encoding="latin-1", newline="\n") as cpy:
+        assert line == cpy.readline()
+        assert got == cpy.read(1)
