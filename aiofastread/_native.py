@@ -229,6 +229,11 @@ def bind_hit_path(*objects: object) -> None:
         _hit["bind"](*state, sys.modules[__name__], paths)
 
 
+def text_reads() -> int:
+    """Text reads the C direct path (native/afr_text.c) served so far."""
+    return int(_hit["text_reads"]()) if _hit is not None else 0
+
+
 def hit_syscalls() -> int:
     """NOWAIT reads the C hit path made so far (tests count them)."""
     return int(_hit["hit_syscalls"]()) if _hit is not None else 0

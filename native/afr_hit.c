@@ -1006,6 +1006,7 @@ AFR_SPEC(afr_budget_spec, "BudgetCore", AfrBudget, afr_budget_slots);
 AFR_SPEC(afr_reader_spec, "ReaderCore", AfrReader, afr_reader_slots);
 
 static PyObject *afr_hit_dict = NULL;
+static int afr_text_add(PyObject *d); /* afr_text.c: the direct text path's types */
 
 static int afr_hit_add(PyObject *dict, const char *name, PyObject *obj)
 {
@@ -1054,7 +1055,8 @@ static PyObject *afr_hit_build(void)
         afr_hit_add_type(d, "LockCore", &afr_lock_type, &afr_lock_spec) < 0 ||
         afr_hit_add_type(d, "PolicyCore", &afr_policy_type, &afr_policy_spec) < 0 ||
         afr_hit_add_type(d, "BudgetCore", &afr_budget_type, &afr_budget_spec) < 0 ||
-        afr_hit_add_type(d, "ReaderCore", &afr_reader_type, &afr_reader_spec) < 0)
+        afr_hit_add_type(d, "ReaderCore", &afr_reader_type, &afr_reader_spec) < 0 ||
+        afr_text_add(d) < 0)
         goto fail;
     if (afr_hit_add(d, "INLINE_MAX", PyLong_FromLongLong(AFR_INLINE_MAX)) < 0 ||
         afr_hit_add(d, "TRUSTED_SEEK_MAX", PyLong_FromLongLong(AFR_TRUSTED_SEEK_MAX)) < 0 ||

@@ -23,14 +23,24 @@ typedef struct {
     PyObject *value;    /* what the await returns */
     PyObject *reader;   /* NULL, or the reader whose position undo_pos restores */
     long long undo_pos; /* the reader's position before the call */
-    long long done_pos; /* its position after the call */
+    long long done_pos; /* its position after the call (a text state: its gen) */
     int delivered;
+    /* A direct text read/seek (afr_text.c): the state it replaced, put back
+     * by afr_text_undo; saved_text NULL for the binary reader's Readys. */
+    PyObject *saved_text;
+    long long saved_start;
+    Py_ssize_t saved_used;
+    char saved_short, saved_dirty, saved_known;
 } AfrReady;
 
 static PyTypeObject *afr_ready_type = NULL;
 
-/* Forward: the reader's position field (afr_hit.c). */
+/* Forward: the reader's position field (afr_hit.c); a text state's undo
+ * (afr_text.c). */
 static long long *afr_reader_pos_field(PyObject *reader);
+static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved_start,
+                          Py_ssize_t saved_used, char saved_short, char saved_dirty,
+                          char saved_known, long long done_gen);
 
 /* A Ready for `value` (a reference stolen; NULL: an error is set, passed on). */
 static PyObject *afr_ready_new(PyObject *value, PyObject *reader, long long undo_pos,
@@ -50,13 +60,18 @@ static PyObject *afr_ready_new(PyObject *value, PyObject *reader, long long undo
     r->undo_pos = undo_pos;
     r->done_pos = done_pos;
     r->delivered = 0;
+    r->saved_text = NULL;
     return (PyObject *)r;
 }
 
 /* Not delivered: give the reader its position back (if still ours). */
 static void afr_ready_undo(AfrReady *r)
 {
-    if (!r->delivered && r->reader != NULL) {
+    if (!r->delivered && r->saved_text != NULL) {
+        afr_text_undo(r->reader, r->saved_text, r->saved_start, r->saved_used, r->saved_short,
+                      r->saved_dirty, r->saved_known, r->done_pos);
+    }
+    else if (!r->delivered && r->reader != NULL) {
         long long *pos = afr_reader_pos_field(r->reader);
         if (*pos == r->done_pos)
             *pos = r->undo_pos;
@@ -71,6 +86,7 @@ static void afr_ready_dealloc(PyObject *self)
     afr_ready_undo(r);
     Py_XDECREF(r->value);
     Py_XDECREF(r->reader);
+    Py_XDECREF(r->saved_text);
     PyObject_Free(self);
     Py_DECREF(tp); /* a heap type: each instance holds a reference to it */
 }

@@ -64,6 +64,10 @@ SOURCES: tuple[tuple[str, str], ...] = (
         """,
     ),
     (
+        "afr_text.c",  # the direct text path's hit (issue 9), after afr_hit.c
+        "",
+    ),
+    (
         "afr_pool.c",  # the native miss pool
         """
         /* C threads, one eventfd per event loop ("port"), no GIL on the

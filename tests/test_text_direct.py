@@ -136,6 +136,9 @@ def check_sequence(
 
     async def ours() -> list[Any]:
         out = []
+        if not cold:  # the policy learns the file is warm: reads inline (C) at once
+            async with aiofastread.open(path, "rb") as g:
+                await g.read(1)
         async with aiofastread.open(path, **kwargs) as f:
             for op in seq:
                 out.append(await our_op(f, op))
@@ -253,3 +256,229 @@ async def test_direct_path_only_for_one_to_one_codecs(
     async with aiofastread.open(path, "r+", encoding="latin-1", newline="\n") as f:
         assert f._runner.direct is None  # writable: TextIOWrapper's own
     assert direct_for(io.StringIO(), None, "\n") is None  # type: ignore[arg-type]
+
+
+# -- the C hit (native/afr_text.c) ------------------------------------------------
+
+C_TEXT = _native.HAS_HIT_PATH
+
+
+def c_path_on() -> bool:
+    """Whether the C hit serves reads in this test (the native backend)."""
+    return C_TEXT and _native.backend.name == "native"
+
+
+async def test_c_hit_serves_whole_chunks(data_dir: Path) -> None:
+    """Cached seek + read: one NOWAIT read a chunk, made in C, no coroutine
+    of ours; what is left of a chunk is served from its decoded text."""
+    path = data_dir / "t.txt"
+    data = bytes(range(256)) * 256
+    path.write_bytes(data)
+    warm(path)
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        await f.read(1)  # the policy learns the file is warm
+        c_reads, py_reads = direct.COUNTERS.c_reads, direct.COUNTERS.python_reads
+        syscalls = _native.hit_syscalls()
+        assert await f.seek(1000) == 1000
+        assert await f.read(16384) == data[1000:17384].decode("latin-1")
+        if c_path_on():
+            assert direct.COUNTERS.c_reads - c_reads == 1
+            assert _native.hit_syscalls() - syscalls == 1
+        # The next chunk continues the stream: C or Python, by the binary rule.
+        assert await f.read(5) == data[17384:17389].decode("latin-1")
+        c_reads, syscalls = direct.COUNTERS.c_reads, _native.hit_syscalls()
+        assert await f.read(7) == data[17389:17396].decode("latin-1")  # from that chunk
+        if c_path_on():
+            assert direct.COUNTERS.c_reads - c_reads == 1
+            assert _native.hit_syscalls() == syscalls  # no I/O
+            assert direct.COUNTERS.python_reads - py_reads <= 1
+            assert type(f.read(3)).__name__ == "Ready"  # answered at once; dropped: undone
+        assert await f.read(6) == data[17396:17402].decode("latin-1")
+        with open(path, encoding="latin-1", newline="\n") as cpy:
+            cpy.seek(1000)
+            cpy.read(16384 + 5 + 7 + 6)
+            assert await f.tell() == cpy.tell()
+            assert await f.readline() == cpy.readline()
+
+
+@pytest.mark.parametrize("how", ["close", "throw", "drop", "cancel"])
+async def test_c_hit_not_delivered_is_undone(data_dir: Path, how: str) -> None:
+    """A read or seek whose answer was never delivered leaves the file as if
+    it had not run (invariant 4), unless something changed it since."""
+    path = data_dir / "t.txt"
+    data = bytes(range(256)) * 256
+    path.write_bytes(data)
+    warm(path)
+    if how == "drop" and not c_path_on():
+        pytest.skip("a coroutine dropped unawaited is the caller's error")
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        await f.seek(100)
+        assert await f.read(10) == data[100:110].decode("latin-1")
+        for call in (
+            lambda: f.read(3),  # from the decoded chunk
+            lambda: f.seek(5),
+            lambda: f.seek(30000),
+        ):
+            pending = call()
+            if how == "close":
+                pending.close()
+            elif how == "throw":
+                with pytest.raises(KeyError):
+                    pending.throw(KeyError("x"))
+            elif how == "drop":
+                del pending
+            else:
+                task = asyncio.ensure_future(pending)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+        assert await f.read(4) == data[110:114].decode("latin-1")
+        await f.seek(30000)  # not where the last read ended: a C chunk read
+        pending = f.read(16384)
+        pending.close()
+        assert await f.read(4) == data[30000:30004].decode("latin-1")
+        # Something else ran meanwhile: that state stays.
+        pending = f.read(3)
+        assert await f.seek(200) == 200
+        pending.close()
+        assert await f.read(2) == data[200:202].decode("latin-1")
+        with open(path, encoding="latin-1", newline="\n") as cpy:
+            cpy.seek(200)
+            cpy.read(2)
+            assert await f.tell() == cpy.tell()
+            assert f.buffer.tell() == cpy.buffer.tell()
+
+
+async def test_c_hit_miss_not_tried_twice(data_dir: Path) -> None:
+    """A chunk the C hit finds uncached goes to the general path with the
+    NOWAIT answer: no second NOWAIT try, and the text is right."""
+    path = data_dir / "t.txt"
+    data = bytes(range(256)) * 1024
+    path.write_bytes(data)
+    warm(path)
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        await f.read(1)  # warm: the policy tries inline from now on
+        evict(path)
+        syscalls = _native.hit_syscalls()
+        stats = aiofastread.statistics()
+        assert await f.seek(100000) == 100000
+        assert await f.read(16384) == data[100000:116384].decode("latin-1")
+        if c_path_on():
+            assert _native.hit_syscalls() - syscalls == 1
+            after = aiofastread.statistics()
+            assert after.inline_misses + after.short_reads > stats.inline_misses + stats.short_reads
+
+
+async def test_c_hit_ascii_refuses_non_ascii(data_dir: Path) -> None:
+    """ASCII with a non-ASCII byte in the chunk: not a hit here (nothing
+    counted), and TextIOWrapper raises as CPython's does."""
+    path = data_dir / "t.txt"
+    data = b"abc\n" * 5000 + b"\xe9" + b"abc\n" * 5000
+    path.write_bytes(data)
+    warm(path)
+    async with aiofastread.open(path, encoding="ascii", newline="\n") as f:
+        assert await f.read(100) == "abc\n" * 25
+        c_reads = direct.COUNTERS.c_reads
+        assert await f.seek(19000) == 19000
+        with pytest.raises(UnicodeDecodeError):
+            await f.read(16384)
+        assert direct.COUNTERS.c_reads == c_reads
+    with open(path, encoding="ascii", newline="\n") as cpy:
+        cpy.seek(19000)
+        with pytest.raises(UnicodeDecodeError):
+            cpy.read(16384)
+
+
+async def test_c_hit_class(data_dir: Path) -> None:
+    """The direct path's files are DirectTextIOWrapper (C read/seek with the
+    compiled module); the others AsyncTextIOWrapper."""
+    from aiofastread.threadpool.text import AsyncTextIOWrapper, DirectTextIOWrapper
+
+    path = data_dir / "t.txt"
+    path.write_bytes(b"abc\n" * 10)
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        assert type(f) is DirectTextIOWrapper
+        assert f._direct is f._runner.direct
+        assert await f.read() == "abc\n" * 10  # read(-1): the general path
+        assert await f.seek(0, 0) == 0
+        assert await f.read(2) == "ab"
+        with pytest.raises(TypeError):
+            await f.read(1, 2)  # type: ignore[call-arg]
+    async with aiofastread.open(path, encoding="utf-8") as f:
+        assert type(f) is AsyncTextIOWrapper
+
+
+# Seek + read heavy sequences on a warm file large enough for whole chunks,
+# with answers dropped before delivery ("drop": the C hit's undo), against
+# CPython; the C hit must have served some of them (native backend).
+BIG_LATIN1 = bytes(range(256)) * 820  # 209920 bytes
+BIG_ASCII = (bytes(range(32, 127)) + b"\n") * 2187  # 209952 bytes
+c_ops = st.one_of(
+    st.tuples(st.just("seek"), st.integers(0, 200000) | st.sampled_from(EDGES)),
+    st.tuples(st.just("read"), st.integers(1, 40000) | st.sampled_from(EDGES)),
+    st.tuples(st.just("read"), st.integers(1, 300)),
+    st.tuples(st.just("drop"), st.sampled_from(("read", "seek")), st.integers(0, 200000)),
+    st.tuples(st.just("tell")),
+    st.tuples(st.just("readline"), st.sampled_from((-1, 5))),
+)
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@settings(
+    max_examples=20,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seq=st.lists(c_ops, min_size=1, max_size=30), ascii_only=st.booleans())
+def test_c_hit_sequences_equal_cpython(
+    data_dir: Path, loop_name: str, seq: list[Any], ascii_only: bool
+) -> None:
+    path = data_dir / "big.txt"
+    data = BIG_ASCII if ascii_only else BIG_LATIN1
+    kwargs = {"encoding": "ascii" if ascii_only else "latin-1", "newline": "\n"}
+    ops = [op for op in seq if op[0] != "drop"]
+
+    async def dropping() -> list[Any]:
+        out = []
+        async with aiofastread.open(path, "rb") as g:
+            await g.read(1)  # warm in the policy
+        async with aiofastread.open(path, **kwargs) as f:
+            for op in seq:
+                if op[0] == "drop":
+                    pending = f.read(op[2] % 20000 + 1) if op[1] == "read" else f.seek(op[2])
+                    pending.close()  # never delivered: as if not called
+                else:
+                    out.append(await our_op(f, op))
+            out.append(await aoutcome(f.tell))
+            out.append(outcome(f.buffer.tell))
+        return out
+
+    path.write_bytes(data)
+    warm(path)
+    loop = LOOPS[loop_name]()
+    try:
+        got = loop.run_until_complete(dropping())
+    finally:
+        loop.close()
+    with open(path, **kwargs) as f:  # type: ignore[call-overload]
+        want = [cpython_op(f, op) for op in ops]
+        want.append(outcome(f.tell))
+        want.append(outcome(f.buffer.tell))
+    assert got == want
+
+
+async def test_c_hit_seek_undone_after_other_operation(data_dir: Path) -> None:
+    """Found by the sequences above: after readline (the TextIOWrapper's
+    state its own), a seek never delivered must not leave the direct state
+    marked known (it was not)."""
+    path = data_dir / "big.txt"
+    path.write_bytes(BIG_LATIN1)
+    warm(path)
+    async with aiofastread.open(path, encoding="latin-1", newline="\n") as f:
+        line = await f.readline()
+        f.seek(0).close()
+        got = await f.read(1)
+    with open(path, encoding="latin-1", newline="\n") as cpy:
+        assert line == cpy.readline()
+        assert got == cpy.read(1)

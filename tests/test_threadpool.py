@@ -24,6 +24,13 @@ from aiofastread.threadpool._base import PoolRunner
 # (aiofiles class, ours, async members, sync members, properties)
 SURFACES = [
     (
+        aiofiles.threadpool.text.AsyncTextIOWrapper,
+        text.DirectTextIOWrapper,  # what a direct-path text open returns
+        _members.TEXT_ASYNC,
+        _members.TEXT_SYNC,
+        _members.TEXT_PROPERTIES,
+    ),
+    (
         aiofiles.threadpool.binary.AsyncBufferedIOBase,
         binary.AsyncBufferedIOBase,
         _members.BUFFERED_ASYNC,
@@ -93,12 +100,16 @@ _BASE = {"__aiter__", "__anext__", "__init__", "__repr__"}
 
 
 def is_c_hit_path(cls: type, name: str, value: object) -> bool:
-    """A method of the reader's C hit path (native/afr_hit.c): it returns an
-    awaitable, standing for the Python coroutine method of its name."""
+    """A method of the reader's C hit path (native/afr_hit.c) or the direct
+    text path's (native/afr_text.c): it returns an awaitable, standing for
+    the Python coroutine method of its name."""
+    python = _file._PythonReader if issubclass(cls, _file._PythonReader) else None
+    if issubclass(cls, text.DirectTextIOWrapper):
+        python = text.AsyncTextIOWrapper
     return (
-        issubclass(cls, _file._PythonReader)
+        python is not None
         and inspect.ismethoddescriptor(value)
-        and inspect.iscoroutinefunction(getattr(_file._PythonReader, name, None))
+        and inspect.iscoroutinefunction(getattr(python, name, None))
     )
 
 

@@ -31,10 +31,12 @@ import codecs
 import io
 from typing import TYPE_CHECKING, Any, Final
 
+from aiofastread import _native
 from aiofastread._checks import TRUSTED_SEEK_MAX
 from aiofastread._file import AsyncBufferedReader
 
 if TYPE_CHECKING:
+    from aiofastread._bridge.driver import FileLock
     from aiofastread._bridge.raw import BridgeRaw
 
 # Codecs that decode every byte string to one character a byte, with no
@@ -54,11 +56,21 @@ class Counters:
     """Direct-path events that tests assert on (process-wide; an instance:
     setting a class attribute per read cost ~1 us here, 3.11)."""
 
-    __slots__ = ("reads", "syncs")
+    __slots__ = ("python_reads", "syncs")
 
     def __init__(self) -> None:
-        self.reads = 0  # read() calls served here
+        self.python_reads = 0  # read() calls served by DirectText.read
         self.syncs = 0  # replays into the TextIOWrapper before another operation
+
+    @property
+    def c_reads(self) -> int:
+        """read() calls served by the C hit (native/afr_text.c)."""
+        return _native.text_reads()
+
+    @property
+    def reads(self) -> int:
+        """read() calls served by the direct path, in Python or in C."""
+        return self.python_reads + _native.text_reads()
 
 
 COUNTERS: Final = Counters()
@@ -80,7 +92,33 @@ def direct_for(file: Any, raw: BridgeRaw, newline: str | None) -> DirectText | N
     return DirectText(file, raw, ascii_only=codec == "ascii")
 
 
-class DirectText:
+# The fields the C hit (native/afr_text.c) reads: TextCore's members there.
+_C_FIELDS: Final = (
+    "_ascii_only",
+    "_chunk_size",
+    "_core",
+    "dirty",
+    "enabled",
+    "gen",
+    "known",
+    "lock",
+    "raw",
+    "short",
+    "start",
+    "text",
+    "used",
+)
+if TYPE_CHECKING:
+
+    class _TextCore:
+        """DirectText's C base, as the type checker sees it: nothing."""
+
+    _SLOTS: tuple[str, ...] = ()
+else:
+    _TextCore, _SLOTS = _native.hit_base("TextCore", _C_FIELDS)
+
+
+class DirectText(_TextCore):
     """The state of a TextIOWrapper that seek/read here would have left.
 
     ``start``: file offset of the last chunk read (or of the last seek);
@@ -90,22 +128,30 @@ class DirectText:
     fields describe the file (false after any other operation, until the
     next seek here); ``dirty``: the TextIOWrapper lags behind them;
     ``enabled``: false once the buffer was handed out (``leave_direct``).
+    ``gen``: moves with every change (C: a dropped Ready undoes its change
+    only if nothing changed since; in Python it stays 0). ``lock``: the
+    Bridge's FileLock (set by the Bridge).
+
+    With the compiled module these are TextCore's C fields, and the file
+    object's ``read``/``seek`` (DirectTextIOWrapper) serve the common case
+    in C: native/afr_text.c.
     """
 
-    __slots__ = (
-        "_ascii_only",
-        "_chunk_size",
-        "_core",
-        "dirty",
-        "enabled",
-        "file",
-        "known",
-        "raw",
-        "short",
-        "start",
-        "text",
-        "used",
-    )
+    __slots__ = ("file", *_SLOTS)
+
+    _ascii_only: bool
+    _chunk_size: int
+    _core: AsyncBufferedReader
+    dirty: bool
+    enabled: bool
+    gen: int
+    known: bool
+    lock: FileLock
+    raw: BridgeRaw
+    short: bool
+    start: int
+    text: str
+    used: int
 
     def __init__(self, file: io.TextIOWrapper, raw: BridgeRaw, *, ascii_only: bool) -> None:
         self.file = file
@@ -125,6 +171,8 @@ class DirectText:
         self.known = True
         self.dirty = False
         self.enabled = True  # false for good once the buffer is used directly
+        if not _native.HAS_HIT_PATH:
+            self.gen = 0
 
     def seek(self, cookie: int) -> None:
         """``file.seek(cookie)``, for an int in [0, TRUSTED_SEEK_MAX]: with a
@@ -135,28 +183,33 @@ class DirectText:
         self.short = False
         self.known = self.dirty = True
 
-    async def read(self, n: int) -> str | None:
+    async def read(self, n: int, attempt: bytes | int | None = None, gen: int = -1) -> str | None:
         """``file.read(n)`` for ``n`` > 0 from the known state; None when the
-        bytes need TextIOWrapper's own decoding (nothing changed then)."""
+        bytes need TextIOWrapper's own decoding (nothing changed then).
+        ``attempt``: the answer of the NOWAIT read the C hit made for the
+        next chunk when the state's ``gen`` was ``gen`` (not made again)."""
         text, used = self.text, self.used
         avail = len(text) - used
         if n <= avail:
             self.used = used + n
             self.dirty = True
-            COUNTERS.reads += 1
+            COUNTERS.python_reads += 1
             return text[used : used + n]
         # textiowrapper_read_chunk: the next chunk, of max(_CHUNK_SIZE, wanted).
         remaining = n - avail
         end = self.start + len(text)
         size = self._chunk_size if remaining < self._chunk_size else remaining
-        data = await self._core.pread(size, end)
+        if attempt is not None and gen == self.gen:  # the same state: the same chunk
+            data = await self._core._pread_general(size, end, attempt)
+        else:
+            data = await self._core.pread(size, end)
         if len(data) == size and not self._ascii_only:
             # The common case, written out: one whole chunk ends the read.
             new = data.decode("latin-1")
             self.start, self.text, self.used = end, new, remaining
             self.short = False
             self.dirty = True
-            COUNTERS.reads += 1
+            COUNTERS.python_reads += 1
             piece = new[:remaining]
             return text[used:] + piece if avail else piece
         return await self._read_chunks(text[used:], remaining, end, size, data)
@@ -187,7 +240,7 @@ class DirectText:
         self.start, self.text, self.used = start, text, used
         self.short = short
         self.dirty = True
-        COUNTERS.reads += 1
+        COUNTERS.python_reads += 1
         return "".join(parts)
 
     def sync(self) -> None:

@@ -84,6 +84,8 @@ class Bridge:
         self.lines = lines  # readline() may be served on the loop (see _text)
         self.text = isinstance(file, io.TextIOWrapper)
         self.lock = FileLock()
+        if direct is not None:
+            direct.lock = self.lock  # the C hit checks it (native/afr_text.c)
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
 

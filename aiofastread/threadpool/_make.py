@@ -21,7 +21,7 @@ from aiofastread._runtime import POLICY
 from aiofastread._writer import is_plain_binary_write, open_writer
 from aiofastread.threadpool._wrap import wrap
 from aiofastread.threadpool.binary import AsyncBufferedIOBase, AsyncBufferedReader, AsyncFileIO
-from aiofastread.threadpool.text import AsyncTextIOWrapper
+from aiofastread.threadpool.text import AsyncTextIOWrapper, DirectTextIOWrapper
 
 if TYPE_CHECKING:
     import asyncio
@@ -88,5 +88,5 @@ def make_async(
         buffering=buffering,
         newline=newline,
     )
-    cls = _BRIDGED_CLASS[type(bridge.file)]
+    cls = DirectTextIOWrapper if bridge.direct is not None else _BRIDGED_CLASS[type(bridge.file)]
     return cls._over(bridge.file, bridge, loop, executor)

@@ -11,13 +11,19 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+from aiofastread import _native
 from aiofastread._bridge.direct import takes_seek
 from aiofastread.threadpool._base import AsyncBase, AsyncIndirectBase
 
 if TYPE_CHECKING:
+    import asyncio
+    import concurrent.futures
     from collections.abc import Iterable
 
-__all__ = ["AsyncTextIOWrapper", "AsyncTextIndirectIOWrapper"]
+    from aiofastread._bridge.direct import DirectText
+    from aiofastread.threadpool._base import Runner
+
+__all__ = ["AsyncTextIOWrapper", "AsyncTextIndirectIOWrapper", "DirectTextIOWrapper"]
 
 
 class AsyncTextIOWrapper(AsyncBase[str]):
@@ -35,13 +41,20 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         return await self._run(self._file.isatty)
 
     async def read(self, size: int | None = -1, /) -> str:
+        return await self._read_general(size)
+
+    async def _read_general(
+        self, size: int | None = -1, attempt: bytes | int | None = None, gen: int = -1, /
+    ) -> str:
+        """``read``; with the compiled module also what DirectTextIOWrapper's
+        C ``read`` hands on (``attempt`` and ``gen``: DirectText.read's)."""
         direct = self._runner.direct
         if direct is not None and type(size) is int and size > 0 and direct.known:
             lock = self._runner.lock
             if not lock.busy and not direct.raw.closed:
                 lock.busy = True
                 try:
-                    text = await direct.read(size)
+                    text = await direct.read(size, attempt, gen)
                 finally:
                     lock.release()
                 if text is not None:
@@ -59,6 +72,9 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         return await self._run(self._file.readlines, hint)
 
     async def seek(self, cookie: int, whence: int = io.SEEK_SET, /) -> int:
+        return await self._seek_general(cookie, whence)
+
+    async def _seek_general(self, cookie: int, whence: int = io.SEEK_SET, /) -> int:
         runner = self._runner
         direct = runner.direct
         if takes_seek(direct, cookie, whence) and not runner.lock.busy:
@@ -125,6 +141,41 @@ class AsyncTextIOWrapper(AsyncBase[str]):
     @property
     def mode(self) -> str:
         return self._file.mode
+
+
+# With the compiled module: TextFileCore (native/afr_text.c), whose C
+# ``read`` and ``seek`` serve the direct path's common case (a whole chunk
+# from the page cache) and hand the rest to ``_read_general``/``_seek_general``.
+if TYPE_CHECKING:
+
+    class _TextFileCore:
+        """DirectTextIOWrapper's C base, as the type checker sees it: nothing."""
+else:
+    _TextFileCore = _native.hit_base("TextFileCore", ())[0]
+
+
+class DirectTextIOWrapper(_TextFileCore, AsyncTextIOWrapper):
+    """AsyncTextIOWrapper for a file the direct text path serves
+    (``_bridge.direct``): what ``open()`` returns for it. Without the
+    compiled module it is AsyncTextIOWrapper itself."""
+
+    _direct: DirectText
+    # The C read's fallback for calls other than read(size): AsyncTextIOWrapper's
+    # own, with its defaults and its TypeErrors.
+    _read_any = AsyncTextIOWrapper.read
+
+    @classmethod
+    def _over(
+        cls,
+        file: Any,
+        runner: Runner,
+        loop: asyncio.AbstractEventLoop | None,
+        executor: concurrent.futures.Executor | None,
+    ) -> DirectTextIOWrapper:
+        obj = super()._over(file, runner, loop, executor)
+        assert runner.direct is not None
+        obj._direct = runner.direct
+        return obj
 
 
 class AsyncTextIndirectIOWrapper(AsyncIndirectBase[str], AsyncTextIOWrapper):
