@@ -19,6 +19,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *text; /* str (or NULL): decoded text, lines not yet handed out from pos */
     Py_ssize_t pos; /* where the next line starts in text */
+    PyObject *ready; /* the last Ready handed out (NULL): reused once nobody else holds it */
 } AfrLines;
 
 static PyObject *afr_str_more = NULL;
@@ -26,6 +27,7 @@ static PyObject *afr_str_more = NULL;
 static int afr_lines_traverse(PyObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(((AfrLines *)self)->text);
+    Py_VISIT(((AfrLines *)self)->ready);
     Py_VISIT(Py_TYPE(self));
     return 0;
 }
@@ -33,6 +35,7 @@ static int afr_lines_traverse(PyObject *self, visitproc visit, void *arg)
 static int afr_lines_clear(PyObject *self)
 {
     Py_CLEAR(((AfrLines *)self)->text);
+    Py_CLEAR(((AfrLines *)self)->ready);
     return 0;
 }
 
@@ -52,6 +55,33 @@ static PyObject *afr_lines_aiter(PyObject *self)
     return self;
 }
 
+/* A Ready for `line` (stolen). A Ready no one else holds any more (the
+ * last line's, awaited and dropped by `async for`) is reused: its old line
+ * dropped, the new one put in; else a new one, kept for next time. Saves
+ * an allocation and a free a line (~20 ns here). */
+static PyObject *afr_lines_ready(AfrLines *l, PyObject *line)
+{
+    AfrReady *r = (AfrReady *)l->ready;
+    if (r != NULL && Py_REFCNT(r) == 1) {
+        PyObject *old = r->value;
+        r->value = line;
+        r->delivered = 0;
+        Py_DECREF(old);
+        Py_INCREF(r);
+        return (PyObject *)r;
+    }
+    r = (AfrReady *)afr_ready_new(line, NULL, 0, 0);
+    if (r == NULL)
+        return NULL;
+    Py_INCREF(r);
+    {
+        PyObject *old = l->ready;
+        l->ready = (PyObject *)r;
+        Py_XDECREF(old);
+    }
+    return (PyObject *)r;
+}
+
 static PyObject *afr_lines_anext(PyObject *self)
 {
     AfrLines *l = (AfrLines *)self;
@@ -68,7 +98,7 @@ static PyObject *afr_lines_anext(PyObject *self)
                 if (line == NULL)
                     return NULL;
                 l->pos = i + 1;
-                return afr_ready_new(line, NULL, 0, 0);
+                return afr_lines_ready(l, line);
             }
         }
     }

@@ -13,6 +13,8 @@ compares every result and exception with ``io.open``'s, then the final
 from __future__ import annotations
 
 import asyncio
+import types
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,18 +120,18 @@ def cpython_run(f: Any, seq: list[Any]) -> list[Any]:
         if name == "iter":
             out.append(cpython_iter(f, op[1]))
         elif name == "readline":
-            out.append(outcome(lambda: f.readline(op[1])))
+            out.append(outcome(partial(f.readline, op[1])))
         elif name == "read":
-            out.append(outcome(lambda: f.read(op[1])))
+            out.append(outcome(partial(f.read, op[1])))
         elif name == "tell":
             res = outcome(f.tell)
             if res[0] == "ok":
                 told = res[1]
             out.append(res)
         elif name == "seek_told":
-            out.append(outcome(lambda: f.seek(told)))
+            out.append(outcome(partial(f.seek, told)))
         elif name == "seek":
-            out.append(outcome(lambda: f.seek(op[1])))
+            out.append(outcome(partial(f.seek, op[1])))
         elif name == "newlines":
             out.append(outcome(lambda: f.newlines))
         else:
@@ -147,18 +149,18 @@ async def our_run(f: Any, seq: list[Any]) -> list[Any]:
         if name == "iter":
             out.append(await our_iter(f, op[1]))
         elif name == "readline":
-            out.append(await aoutcome(lambda: f.readline(op[1])))
+            out.append(await aoutcome(partial(f.readline, op[1])))
         elif name == "read":
-            out.append(await aoutcome(lambda: f.read(op[1])))
+            out.append(await aoutcome(partial(f.read, op[1])))
         elif name == "tell":
             res = await aoutcome(f.tell)
             if res[0] == "ok":
                 told = res[1]
             out.append(res)
         elif name == "seek_told":
-            out.append(await aoutcome(lambda: f.seek(told)))
+            out.append(await aoutcome(partial(f.seek, told)))
         elif name == "seek":
-            out.append(await aoutcome(lambda: f.seek(op[1])))
+            out.append(await aoutcome(partial(f.seek, op[1])))
         elif name == "newlines":
             out.append(outcome(lambda: f.newlines))
         else:
@@ -274,7 +276,8 @@ async def test_lines_served_by_the_batch(data_dir: Path) -> None:
     blocks, finishes = lines.COUNTERS.blocks, lines.COUNTERS.finishes
     async with aiofastread.open(path, encoding="utf-8") as f:
         batch = f._runner.batch
-        assert batch is not None and f.__aiter__() is batch
+        assert batch is not None
+        assert f.__aiter__() is batch
         submissions = _pool.default_pool().statistics().submissions
         got = [line async for line in f]
         pooled = _pool.default_pool().statistics().submissions - submissions
@@ -338,3 +341,34 @@ async def test_close_mid_iteration(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="closed file"):
         async for _line in f:
             pass
+
+
+def python_batch_class() -> type:
+    """LineBatch over the pure-Python base (no compiled module, PyPy)."""
+    members = {
+        k: v
+        for k, v in vars(lines.LineBatch).items()
+        if k not in ("__dict__", "__weakref__") and not isinstance(v, types.MemberDescriptorType)
+    }
+    return type("PyLineBatch", (lines._PyLinesCore,), members)
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@pytest.mark.parametrize(
+    "seq",
+    [
+        [("iter", 1000), ("tell",), ("newlines",), ("iter", 3000), ("read", 100), ("tell",)],
+        [("iter", 7000), ("read", 5)],
+        [("iter", 100000)],
+    ],
+)
+def test_python_base_equals_cpython(
+    data_dir: Path, loop_name: str, seq: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cls = python_batch_class()
+    monkeypatch.setattr(lines, "LineBatch", cls)
+    blocks = lines.COUNTERS.blocks
+    kwargs = {"mode": "r", "encoding": "utf-8", "newline": None}
+    check_sequence(loop_name, data_dir / "t.txt", sample(9000), kwargs, seq, cold=False)
+    if _native.backend.can_read_inline:
+        assert lines.COUNTERS.blocks > blocks

@@ -98,7 +98,11 @@ class _PyLinesCore:
         raise NotImplementedError
 
 
-_LinesCore: Any = _native._hit["LinesCore"] if _native._hit is not None else _PyLinesCore
+if TYPE_CHECKING:
+    _LinesCore = _PyLinesCore  # the C type has the same fields
+else:
+    _hit = _native._hit
+    _LinesCore = _hit["LinesCore"] if _hit is not None else _PyLinesCore
 
 
 def batch_for(bridge: Bridge, newline: str | None) -> LineBatch | None:
@@ -121,7 +125,7 @@ def batch_for(bridge: Bridge, newline: str | None) -> LineBatch | None:
     return LineBatch(bridge, universal=newline is None)
 
 
-class LineBatch(_LinesCore):  # type: ignore[misc]
+class LineBatch(_LinesCore):
     """The lines of one text file decoded ahead of its TextIOWrapper.
 
     ``armed``: the fields below describe the TextIOWrapper (from a clean
@@ -160,7 +164,7 @@ class LineBatch(_LinesCore):  # type: ignore[misc]
     )
 
     def __init__(self, bridge: Bridge, *, universal: bool) -> None:
-        super().__init__()
+        # (no base __init__: _disarm sets the base's fields, C or Python)
         self._bridge = bridge
         self._file: io.TextIOWrapper = bridge.file
         self._raw = bridge.raw
@@ -176,10 +180,10 @@ class LineBatch(_LinesCore):  # type: ignore[misc]
         """The TextIOWrapper is clean at byte offset ``pos``."""
         file = self._file
         self._chunk = file._CHUNK_SIZE  # type: ignore[attr-defined]
-        dec = codecs.getincrementaldecoder(file.encoding)(file.errors)
+        dec: Any = codecs.getincrementaldecoder(file.encoding)(file.errors or "strict")
         if self._universal:
             dec = io.IncrementalNewlineDecoder(dec, translate=True)
-        self._dec = dec
+        self._dec: Any = dec
         self._text, self._pos = "", 0
         self._rest, self._hidden = "", False
         self._base = self._tw_chars = self._avail = 0
@@ -241,7 +245,8 @@ class LineBatch(_LinesCore):  # type: ignore[misc]
         # The BufferedReader keeps its buffer on a seek inside it: then it
         # reads from there, not in our chunk grid. Empty iff it tells the
         # raw's position (the raw's tell is a field, no I/O).
-        if self._file.buffer.tell() != cookie:
+        buffer: Any = self._file.buffer
+        if buffer.tell() != cookie:
             return
         self._arm(cookie)
 
@@ -305,7 +310,12 @@ class LineBatch(_LinesCore):  # type: ignore[misc]
             return False
         chunk = self._chunk
         want = chunk * BLOCK_CHUNKS
-        data, complete = try_inline(raw._h, self._next, want)
+        try:
+            data, complete = try_inline(raw._h, self._next, want)
+        except OSError:
+            # The per-line path reads on, and fails where FileIO would.
+            self._ended = True
+            return False
         full = len(data) // chunk * chunk
         if complete and len(data) < want:
             self._ended = True  # EOF within: the last chunk goes per line

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from aiofastread._bridge.direct import DirectText
-    from aiofastread._bridge.lines import LineBatch
     from aiofastread._bridge.driver import FileLock
+    from aiofastread._bridge.lines import LineBatch
 
 T = TypeVar("T")
 R = TypeVar("R")
