@@ -1048,6 +1048,8 @@ static PyObject *afr_hit_build(void)
         goto fail;
     if (afr_ready_init_type() < 0 ||
         PyDict_SetItemString(d, "Ready", (PyObject *)afr_ready_type) < 0 ||
+        afr_lines_init_type() < 0 ||
+        PyDict_SetItemString(d, "LinesCore", (PyObject *)afr_lines_type) < 0 ||
         afr_hit_add_type(d, "CountersCore", &afr_counters_type, &afr_counters_spec) < 0 ||
         afr_hit_add_type(d, "InodeCore", &afr_inode_type, &afr_inode_spec) < 0 ||
         afr_hit_add_type(d, "HandleCore", &afr_handle_type, &afr_handle_spec) < 0 ||

@@ -53,6 +53,10 @@ SOURCES: tuple[tuple[str, str], ...] = (
         "",
     ),
     (
+        "afr_lines.c",  # LinesCore: `async for` over text lines decoded ahead (issue 11)
+        "",
+    ),
+    (
         "afr_hit.c",  # the reader's hit path and the C fields it reads (issue 11)
         """
         /* A dict of the hit path's types (ReaderCore, HandleCore, ...) and

@@ -143,6 +143,11 @@ def allow_bridge_io(bb: BlockBuster) -> None:
             # The direct text path's replay into TextIOWrapper reads the raw's
             # window only (its EOF included): it runs on the loop for f.buffer.
             func.can_block_in("aiofastread/_bridge/direct.py", "sync")
+            # So does the line batch's (_bridge/lines: the chunks it decoded
+            # are put in the raw's window first), and its seek check asks the
+            # BufferedReader's tell, which asks the raw's (a field).
+            func.can_block_in("aiofastread/_bridge/lines.py", "sync")
+            func.can_block_in("aiofastread/_bridge/lines.py", "after_seek")
 
 
 def _closed_file_cannot_block(predicate: Callable[..., bool]) -> Callable[..., bool]:

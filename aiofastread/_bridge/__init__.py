@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiofastread._bridge.direct import direct_for
 from aiofastread._bridge.driver import Bridge
+from aiofastread._bridge.lines import batch_for
 from aiofastread._bridge.raw import BridgeRaw
 from aiofastread._handle import FileHandle
 from aiofastread._text import is_universal, line_terminator
@@ -95,4 +96,6 @@ def bridge_opened(
     except BaseException:
         pool.submit_detached(fio.close)
         raise
-    return Bridge(top, raw, lines=lines, direct=direct_for(top, raw, newline))
+    bridge = Bridge(top, raw, lines=lines, direct=direct_for(top, raw, newline))
+    bridge.batch = batch_for(bridge, newline)
+    return bridge

@@ -21,6 +21,7 @@ import greenlet
 
 if TYPE_CHECKING:
     from aiofastread._bridge.direct import DirectText
+    from aiofastread._bridge.lines import LineBatch
     from aiofastread._bridge.raw import BridgeRaw
 
 T = TypeVar("T")
@@ -71,7 +72,7 @@ class FileLock:
 class Bridge:
     """Runs one file's C io calls in greenlets, one at a time."""
 
-    __slots__ = ("after_close", "direct", "file", "lines", "lock", "raw", "text")
+    __slots__ = ("after_close", "batch", "direct", "file", "lines", "lock", "raw", "text")
 
     def __init__(
         self, file: Any, raw: BridgeRaw, *, lines: bool, direct: DirectText | None = None
@@ -86,6 +87,10 @@ class Bridge:
         self.lock = FileLock()
         if direct is not None:
             direct.lock = self.lock  # the C hit checks it (native/afr_text.c)
+        # Lines decoded ahead for `async for` (_bridge/lines), set by
+        # bridge_opened; the TextIOWrapper is brought up to date before
+        # anything else runs on it.
+        self.batch: LineBatch | None = None
         # Blocking cleanup to run in the pool after close (temporary files).
         self.after_close: Callable[[], object] | None = None
 
@@ -98,6 +103,13 @@ class Bridge:
             lock.busy = True
         raw = self.raw
         try:
+            batch = self.batch
+            if batch is not None and batch.armed:
+                name = getattr(fn, "__name__", None)
+                if name == "close":
+                    batch.stop()
+                else:
+                    batch.hide(keep=name in _STATE_KEEPING)
             worker = _take_worker()
             raw.owner = worker
             direct = self.direct
@@ -130,6 +142,9 @@ class Bridge:
         raw = self.raw
         if not self.lines or self.lock.busy or raw.closed:
             return None
+        batch = self.batch
+        if batch is not None and batch.armed:
+            batch.hide(keep=False)  # a readline of its own: lines from it on
         direct = self.direct
         if direct is not None and direct.dirty:
             return None  # Bridge.run brings the TextIOWrapper up to date first
@@ -147,12 +162,22 @@ class Bridge:
     def leave_direct(self) -> None:
         """No more direct seek/read: the TextIOWrapper is about to be used
         from outside (``buffer``, ``detach``); bring it up to date now."""
+        batch = self.batch
+        if batch is not None:
+            batch.leave()  # (an operation in flight has brought it up to date)
         direct = self.direct
         if direct is None:
             return
         direct.enabled = direct.known = False
         if not self.lock.busy:  # else the operation in flight is followed by a sync
             direct.sync()
+
+    def sync_lines(self) -> None:
+        """Bring the TextIOWrapper up to date with the lines handed out, for
+        a read of its state (``newlines``); the batch goes on after."""
+        batch = self.batch
+        if batch is not None:
+            batch.sync()  # (a no-op while an operation is in flight: it did)
 
     async def close(self) -> None:
         try:
@@ -161,6 +186,12 @@ class Bridge:
             cleanup, self.after_close = self.after_close, None
             if cleanup is not None:
                 await self.raw._h.pool.run(cleanup, executor=self.raw._h.executor)
+
+
+# TextIOWrapper methods that leave its decoding state as it was.
+_STATE_KEEPING: Final = frozenset(
+    {"tell", "seekable", "readable", "writable", "isatty", "fileno", "flush"}
+)
 
 
 def _after_sync(direct: DirectText, fn: Callable[..., T], args: tuple[Any, ...]) -> T:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from aiofastread._bridge.direct import DirectText
     from aiofastread._bridge.driver import FileLock
+    from aiofastread._bridge.lines import LineBatch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,9 +49,18 @@ class Runner(Protocol):
         """The file is about to be used from outside: no direct text path."""
         ...
 
+    def sync_lines(self) -> None:
+        """Bring the file up to date with the lines ``async for`` took."""
+        ...
+
     @property
     def direct(self) -> DirectText | None:
         """The direct text seek/read path (``_bridge.direct``), if any."""
+        ...
+
+    @property
+    def batch(self) -> LineBatch | None:
+        """The lines decoded ahead for ``async for`` (``_bridge.lines``), if any."""
         ...
 
     @property
@@ -65,6 +75,7 @@ class PoolRunner:
     __slots__ = ("_executor", "_file_of")
 
     direct: None = None
+    batch: None = None
 
     def __init__(
         self, file_of: Callable[[], Any], executor: concurrent.futures.Executor | None
@@ -79,6 +90,9 @@ class PoolRunner:
         return None  # every line is a pool job
 
     def leave_direct(self) -> None:
+        pass
+
+    def sync_lines(self) -> None:
         pass
 
     @property

@@ -31,6 +31,12 @@ class AsyncTextIOWrapper(AsyncBase[str]):
 
     _file: io.TextIOWrapper
 
+    def __aiter__(self) -> Any:
+        # Lines decoded ahead, one per __anext__ without a coroutine
+        # (_bridge/lines), when the file has them; else this object.
+        batch = self._runner.batch
+        return self if batch is None else batch
+
     async def close(self) -> None:
         await self._close()
 
@@ -80,7 +86,11 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         if takes_seek(direct, cookie, whence) and not runner.lock.busy:
             direct.seek(cookie)  # type: ignore[union-attr]
             return cookie
-        return await self._run(self._file.seek, cookie, whence)
+        pos = await self._run(self._file.seek, cookie, whence)
+        batch = runner.batch
+        if batch is not None:
+            batch.after_seek(cookie, whence)  # lines decoded ahead again, if clean
+        return pos
 
     async def seekable(self) -> bool:
         return await self._run(self._file.seekable)
@@ -132,6 +142,7 @@ class AsyncTextIOWrapper(AsyncBase[str]):
 
     @property
     def newlines(self) -> str | tuple[str, ...] | None:
+        self._runner.sync_lines()  # the newline decoder has seen what we handed out
         return self._file.newlines
 
     @property
