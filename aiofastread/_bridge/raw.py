@@ -81,6 +81,12 @@ class BridgeRaw(io.RawIOBase):
         # _bridge/direct replays reads into the layers above from the window,
         # whose ``eof`` then stands for what the original read found.
         self.replaying = False
+        # For _bridge/direct (a text file with a ratio to learn): whether the
+        # last chunk handed to readinto (what TextIOWrapper decodes, through
+        # BufferedReader.read1 on its empty buffer) is one that leaves its
+        # b2cratio <= 1; ``chunk_check`` judges a chunk's bytes.
+        self.chunk_check: Callable[[bytes], bool] | None = None
+        self.chunk_ok = True  # no chunk yet: b2cratio 0
 
     # -- attributes (FileIO's) -------------------------------------------------
 
@@ -139,7 +145,11 @@ class BridgeRaw(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = writable_view(buffer, "readinto")
         self._check_readable()
-        return self._read_into(view)
+        n = self._read_into(view)
+        check = self.chunk_check
+        if check is not None:
+            self.chunk_ok = check(bytes(view[:n]))
+        return n
 
     def read(self, size: int | None = -1) -> bytes:
         n = check_limit(size)
