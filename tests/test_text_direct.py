@@ -7,9 +7,12 @@ the chunks of pure ASCII with no b"\r" of the ASCII-compatible codecs
 other operation must then find the TextIOWrapper exactly where CPython's
 would be. Hypothesis runs random sequences of direct and other operations
 (tell, readline, ``async for``, read(-1), the binary buffer, seeks that
-are not direct) on both and compares every result and exception and
-``newlines`` after each step, then the final ``tell()`` and
-``buffer.tell()``. The counters prove which path served what.
+are not direct, ``newlines``) on both and compares every result and
+exception, then the final ``tell()``, ``buffer.tell()`` and ``newlines``.
+(Asking for ``newlines`` brings the TextIOWrapper up to date: it is an
+operation of the sequences, not asked after every step, else what the direct
+path must remember over several reads would never be tested.) The counters
+prove which path served what.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ def cpython_op(f: io.TextIOWrapper, op: tuple[Any, ...]) -> tuple[str, Any]:
         return outcome(lambda: f.seek(0, 2))
     if name == "buffer_tell":
         return outcome(f.buffer.tell)
+    if name == "newlines":
+        return ("ok", f.newlines)
     return outcome(lambda: f.buffer.read(op[1]))
 
 
@@ -127,6 +132,8 @@ async def our_op(f: Any, op: tuple[Any, ...]) -> tuple[str, Any]:
         return await aoutcome(lambda: f.seek(0, 2))
     if name == "buffer_tell":
         return outcome(f.buffer.tell)  # a sync BufferedReader, as in aiofiles
+    if name == "newlines":
+        return ("ok", f.newlines)
     return outcome(lambda: f.buffer.read(op[1]))
 
 
@@ -143,7 +150,8 @@ def check_sequence(
                 await g.read(1)
         async with aiofastread.open(path, **kwargs) as f:
             for op in seq:
-                out.append((await our_op(f, op), f.newlines))
+                out.append(await our_op(f, op))
+            out.append(f.newlines)
             out.append(await aoutcome(f.tell))
             out.append(outcome(f.buffer.tell))
         return out
@@ -154,11 +162,13 @@ def check_sequence(
     finally:
         loop.close()
     with open(path, **kwargs) as f:
-        want: list[Any] = [(cpython_op(f, op), f.newlines) for op in seq]
+        want: list[Any] = [cpython_op(f, op) for op in seq]
+        want.append(f.newlines)
         want.append(outcome(f.tell))
         want.append(outcome(f.buffer.tell))
     for i, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert g == w, f"step {i} {([*seq, ('tell',), ('buffer_tell',)])[i]}: {g!r} != {w!r}"
+        step = [*seq, ("newlines",), ("tell",), ("buffer_tell",)][i]
+        assert g == w, f"step {i} {step}: {g!r} != {w!r}"
 
 
 @pytest.mark.parametrize("loop_name", list(LOOPS))
@@ -497,8 +507,18 @@ async def test_c_hit_seek_undone_after_other_operation(data_dir: Path) -> None:
 # line endings the newline decoder translates or holds, characters of 2, 3
 # and 4 bytes (straddling a chunk's edge when placed there) and bytes that
 # are not UTF-8 (or undefined in cp1252).
-INSERTS = (b"\r", b"\r\n", b"\n", b"\r\r", "\u00e9".encode(), "\u20ac".encode(),
-           "\U0001f600".encode(), b"\xff", b"\xe2\x82", b"\x81")
+INSERTS = (
+    b"\r",
+    b"\r\n",
+    b"\n",
+    b"\r\r",
+    "\u00e9".encode(),
+    "\u20ac".encode(),
+    "\U0001f600".encode(),
+    b"\xff",
+    b"\xe2\x82",
+    b"\x81",
+)
 CHUNK_EDGES = tuple(k * 8192 + d for k in range(1, 9) for d in (-3, -2, -1, 0, 1))
 
 
@@ -506,15 +526,19 @@ CHUNK_EDGES = tuple(k * 8192 + d for k in range(1, 9) for d in (-3, -2, -1, 0, 1
 def mixed_contents(draw: st.DrawFn) -> bytes:
     """ASCII lines (chunks the direct path takes), with some of INSERTS."""
     size = draw(st.sampled_from((0, 1, 100, 8191, 8192, 8193, 20000, 40000, 70000)))
-    line = draw(st.integers(1, 200))
+    # Lines up to 200 bytes, or of 12 KiB: chunks with no line end too.
+    line = draw(st.integers(1, 200) | st.just(12288))
     data = bytearray(10 if i % line == line - 1 else 97 + i % 26 for i in range(size))
     count = draw(st.integers(0, 6))
     for _ in range(count):
         if not data:
             break
         near_edge = [e for e in CHUNK_EDGES if e < len(data)]
-        at = draw(st.sampled_from(near_edge) if near_edge and draw(st.booleans())
-                  else st.integers(0, len(data) - 1))
+        at = draw(
+            st.sampled_from(near_edge)
+            if near_edge and draw(st.booleans())
+            else st.integers(0, len(data) - 1)
+        )
         insert = draw(st.sampled_from(INSERTS))
         data[at : at + len(insert)] = insert
     return bytes(data[:size])
@@ -530,9 +554,19 @@ universal_ops = st.one_of(
     st.tuples(st.just("next")),
     st.tuples(st.just("seek_cur")),
     st.tuples(st.just("seek_end")),
+    st.tuples(st.just("newlines")),
 )
-universal_sequences = st.lists(universal_ops, max_size=25) | st.lists(
-    universal_ops | buffer_ops, max_size=25
+# Runs of direct seeks and reads, with nothing else bringing the
+# TextIOWrapper up to date between them but ``newlines`` now and then.
+direct_ops = st.one_of(
+    st.tuples(st.just("seek"), st.integers(0, 71000) | st.sampled_from((0, *CHUNK_EDGES))),
+    st.tuples(st.just("read"), st.integers(1, 20000) | st.sampled_from(EDGES)),
+    st.tuples(st.just("read"), st.integers(1, 300)),
+)
+universal_sequences = (
+    st.lists(universal_ops, max_size=25)
+    | st.lists(universal_ops | buffer_ops, max_size=25)
+    | st.lists(direct_ops | st.tuples(st.just("newlines")), max_size=25)
 )
 
 
@@ -597,6 +631,9 @@ MIXED = (
         [("seek", 100), ("read", 10), ("seek", 0), ("seek", 8192), ("read", 5), ("tell",)],
         [("seek", 100), ("read", 10), ("seek", 0), ("read", 5), ("seek", 8192), ("tell",)],
         [("read", 10), ("seek", 0), ("seek", 9000), ("tell",)],
+        [("read", 10), ("tell",), ("seek", 0), ("seek", 8192), ("read", 5), ("newlines",)],
+        [("seek", 16384), ("read", 10), ("seek", 0), ("seek", 8192), ("read", 5)],
+        [("seek", 16384), ("read", 10), ("seek", 8192), ("read", 5), ("newlines",)],
         # "\r\n" and the lone "\r" at a chunk's end: the general path
         [("seek", 16384), ("read", 10), ("seek", 8192), ("read", 20000), ("tell",)],
         [("seek", 3 * 8192 - 5), ("read", 10), ("read", 10), ("tell",), ("read", 3)],
@@ -689,7 +726,8 @@ async def test_default_mode_async_for_keeps_line_batch(data_dir: Path) -> None:
     path.write_text(text, encoding="utf-8")
     warm(path)
     async with aiofastread.open(path) as f:
-        assert f._runner.direct is not None and f._runner.batch is not None
+        assert f._runner.direct is not None
+        assert f._runner.batch is not None
         blocks = lines.COUNTERS.blocks
         got = [line async for line in f]
         assert "".join(got) == text
@@ -725,8 +763,12 @@ async def test_default_mode_async_for_keeps_line_batch(data_dir: Path) -> None:
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(seq=st.lists(c_ops | st.tuples(st.just("next")), min_size=1, max_size=30),
-       newline=st.sampled_from((None, "")))
+@given(
+    seq=st.lists(
+        c_ops | st.tuples(st.just("next")) | st.tuples(st.just("newlines")), min_size=1, max_size=30
+    ),
+    newline=st.sampled_from((None, "")),
+)
 def test_c_hit_utf8_sequences_equal_cpython(
     data_dir: Path, loop_name: str, seq: list[Any], newline: str | None
 ) -> None:
@@ -747,7 +789,8 @@ def test_c_hit_utf8_sequences_equal_cpython(
                     pending = f.read(op[2] % 20000 + 1) if op[1] == "read" else f.seek(op[2])
                     pending.close()  # never delivered: as if not called
                 else:
-                    out.append((await our_op(f, op), f.newlines))
+                    out.append(await our_op(f, op))
+            out.append(f.newlines)
             out.append(await aoutcome(f.tell))
             out.append(outcome(f.buffer.tell))
         return out
@@ -760,7 +803,8 @@ def test_c_hit_utf8_sequences_equal_cpython(
     finally:
         loop.close()
     with open(path, **kwargs) as f:  # type: ignore[call-overload]
-        want: list[Any] = [(cpython_op(f, op), f.newlines) for op in ops]
+        want: list[Any] = [cpython_op(f, op) for op in ops]
+        want.append(f.newlines)
         want.append(outcome(f.tell))
         want.append(outcome(f.buffer.tell))
     assert got == want

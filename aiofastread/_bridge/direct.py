@@ -424,7 +424,7 @@ class DirectText(_TextCore):
             raw.chunk_ok = False
         if seek or self._held:
             try:
-                held = self.file.buffer.tell() != raw._pos
+                held = self.file.buffer.tell() != raw._pos  # type: ignore[attr-defined]
             except (ValueError, OSError):
                 held = True
             if held != self._held:
