@@ -137,9 +137,7 @@ def _make_native_into() -> ReadNowaitInto:
     if getattr(lib, "AFR_HAS_CAPI_READ", 0):
         address = int(ffi.cast("uintptr_t", lib.afr_read_nowait_into_function()))
         if address:
-            function: ReadNowaitInto = ctypes.cast(
-                ctypes.c_void_p(address), ctypes.py_object
-            ).value
+            function: ReadNowaitInto = ctypes.cast(ctypes.c_void_p(address), ctypes.py_object).value
             return function
     return _cffi_read_nowait_into
 

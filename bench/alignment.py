@@ -126,8 +126,10 @@ def make_file(directory: str) -> tuple[str, int]:
     if rc < 0:
         os.close(fd)
         os.unlink(path)
-        sys.exit(f"{directory}: preadv2(RWF_NOWAIT) fails ({os.strerror(-rc)}); pass --dir on "
-                 "ext4/xfs/btrfs (tmpfs, overlayfs and FUSE have no NOWAIT path)")
+        sys.exit(
+            f"{directory}: preadv2(RWF_NOWAIT) fails ({os.strerror(-rc)}); pass --dir on "
+            "ext4/xfs/btrfs (tmpfs, overlayfs and FUSE have no NOWAIT path)"
+        )
     return path, fd
 
 
@@ -142,8 +144,9 @@ def warm(fd: int) -> None:
 # -- sections 1 and 2: the copies ------------------------------------------------------
 
 
-def measure(cells: Sequence[Cell], *, fd: int, rounds: int,
-            batch: int) -> dict[str, dict[Cell, list[int]]]:
+def measure(
+    cells: Sequence[Cell], *, fd: int, rounds: int, batch: int
+) -> dict[str, dict[Cell, list[int]]]:
     """Nanoseconds per copy, kernel and userland, for every cell.
 
     Cells run in rounds of ``batch`` copies each, in a new random order every
@@ -207,8 +210,11 @@ def distance_cells() -> list[Cell]:
 def scratch_address() -> int | None:
     """aiofastread's scratch buffer, when its read_nowait copies through one."""
     view = getattr(getattr(_native, "_scratch", None), "view", None)
-    if (_native.backend.name != "native" or view is None
-            or isinstance(_native.backend.read_nowait, types.BuiltinFunctionType)):
+    if (
+        _native.backend.name != "native"
+        or view is None
+        or isinstance(_native.backend.read_nowait, types.BuiltinFunctionType)
+    ):
         return None
     return address_of(view)
 
@@ -227,20 +233,29 @@ def placement(fd: int, size: int, count: int) -> dict[str, dict[str, Any]]:
         data: bytes | int = b""
         for i in range(count):
             offset = (i * 16 + 1) * PAGE  # 4 KiB-aligned: the source sits at page offset 0
-            data = (os.pread(fd, size, offset) if name == "os.pread"
-                    else _native.backend.read_nowait(fd, size, offset))
+            data = (
+                os.pread(fd, size, offset)
+                if name == "os.pread"
+                else _native.backend.read_nowait(fd, size, offset)
+            )
             assert isinstance(data, bytes)
             dst = id(data) + BYTES_HEADER  # CPython: id() is the object's address
             pages[dst % PAGE] = pages.get(dst % PAGE, 0) + 1
-            copies = [dst - offset] if name == "os.pread" or scratch is None else [
-                scratch - offset, dst - scratch]  # page cache -> scratch -> bytes
+            copies = (
+                [dst - offset]
+                if name == "os.pread" or scratch is None
+                else [scratch - offset, dst - scratch]
+            )  # page cache -> scratch -> bytes
             for d in copies:
                 distances[d % PAGE] = distances.get(d % PAGE, 0) + 1
         del data
         in_window = sum(n for d, n in distances.items() if d in ALIAS_WINDOW)
-        result[name] = {"page_offsets": dict(sorted(pages.items())),
-                        "distances": dict(sorted(distances.items())),
-                        "copies_in_window": in_window, "copies": sum(distances.values())}
+        result[name] = {
+            "page_offsets": dict(sorted(pages.items())),
+            "distances": dict(sorted(distances.items())),
+            "copies_in_window": in_window,
+            "copies": sum(distances.values()),
+        }
     return result
 
 
@@ -257,8 +272,7 @@ def us(ns: float) -> str:
     return f"{ns / 1000:.1f}"
 
 
-def offsets_table(title: str, stats: Stats, sizes: Sequence[int],
-                  offsets: Sequence[int]) -> Table:
+def offsets_table(title: str, stats: Stats, sizes: Sequence[int], offsets: Sequence[int]) -> Table:
     table = Table(title=title)
     table.add_column("size")
     for off in offsets:
@@ -290,9 +304,11 @@ def distance_table(title: str, stats: Stats) -> Table:
 
 
 def placement_table(samples: list[tuple[str, dict[str, dict[str, Any]]]]) -> Table:
-    table = Table(title=f"Where 16 KiB bytes objects land ({PLACEMENT_READS} reads per "
-                        "producer): data page offsets, and copies 1..31 bytes after their "
-                        "source mod 4096")
+    table = Table(
+        title=f"Where 16 KiB bytes objects land ({PLACEMENT_READS} reads per "
+        "producer): data page offsets, and copies 1..31 bytes after their "
+        "source mod 4096"
+    )
     table.add_column("process")
     table.add_column("producer")
     table.add_column("data page offset: count")
@@ -301,36 +317,51 @@ def placement_table(samples: list[tuple[str, dict[str, dict[str, Any]]]]) -> Tab
     for label, result in samples:
         for producer, info in result.items():
             share = info["copies_in_window"] / max(info["copies"], 1)
-            table.add_row(label, producer,
-                          ", ".join(f"{k}: {v}" for k, v in info["page_offsets"].items()),
-                          ", ".join(f"{k}: {v}" for k, v in info["distances"].items()),
-                          f"[bold red]{share:.0%}[/]" if share else "0%")
+            table.add_row(
+                label,
+                producer,
+                ", ".join(f"{k}: {v}" for k, v in info["page_offsets"].items()),
+                ", ".join(f"{k}: {v}" for k, v in info["distances"].items()),
+                f"[bold red]{share:.0%}[/]" if share else "0%",
+            )
     return table
 
 
 def to_json(stats: Stats) -> list[dict[str, int]]:
-    return [{"size": n, "dst_page_offset": d, "src_page_offset": s, "median_ns": med,
-             "p99_ns": p99} for (n, d, s), (med, p99) in sorted(stats.items())]
+    return [
+        {"size": n, "dst_page_offset": d, "src_page_offset": s, "median_ns": med, "p99_ns": p99}
+        for (n, d, s), (med, p99) in sorted(stats.items())
+    ]
 
 
 def from_json(rows: list[dict[str, int]]) -> Stats:
-    return {(r["size"], r["dst_page_offset"], r["src_page_offset"]): (r["median_ns"], r["p99_ns"])
-            for r in rows}
+    return {
+        (r["size"], r["dst_page_offset"], r["src_page_offset"]): (r["median_ns"], r["p99_ns"])
+        for r in rows
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="4KiB,16KiB,64KiB,1MiB",
-                        help="section 1 sizes, comma-separated")
-    parser.add_argument("--offsets", default=",".join(map(str, DEFAULT_OFFSETS)),
-                        help="section 1 destination offsets from a page boundary")
+    parser.add_argument(
+        "--sizes", default="4KiB,16KiB,64KiB,1MiB", help="section 1 sizes, comma-separated"
+    )
+    parser.add_argument(
+        "--offsets",
+        default=",".join(map(str, DEFAULT_OFFSETS)),
+        help="section 1 destination offsets from a page boundary",
+    )
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--batch", type=int, default=15, help="copies per cell per round")
-    parser.add_argument("--dir", default=tempfile.gettempdir(),
-                        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)")
+    parser.add_argument(
+        "--dir",
+        default=tempfile.gettempdir(),
+        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--no-tunables", action="store_true",
-                        help="skip the GLIBC_TUNABLES child process")
+    parser.add_argument(
+        "--no-tunables", action="store_true", help="skip the GLIBC_TUNABLES child process"
+    )
     parser.add_argument("--child", choices=["offsets", "placement"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -341,8 +372,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.child == "placement":
             print(json.dumps(placement(fd, 16 * KIB, PLACEMENT_READS)))
             return
-        by_offset = measure(offset_cells(sizes, offsets), fd=fd, rounds=args.rounds,
-                            batch=args.batch)
+        by_offset = measure(
+            offset_cells(sizes, offsets), fd=fd, rounds=args.rounds, batch=args.batch
+        )
         if args.child == "offsets":
             print(json.dumps({side: to_json(summarize(s)) for side, s in by_offset.items()}))
             return
@@ -356,38 +388,75 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_tunables:
         env = dict(os.environ)
         env["GLIBC_TUNABLES"] = ":".join(filter(None, [env.get("GLIBC_TUNABLES"), TUNABLE]))
-        child = ["--sizes", args.sizes, "--offsets", ",".join(map(str, offsets)), "--rounds",
-                 str(args.rounds), "--batch", str(args.batch), "--dir", args.dir]
-        tuned = {side: from_json(rows) for side, rows in
-                 run_child([*child, "--child", "offsets"], env).items()}
-    fresh = [(f"fresh #{i + 1}", run_child(["--dir", args.dir, "--child", "placement"]))
-             for i in range(CHILD_PROCESSES)]
+        child = [
+            "--sizes",
+            args.sizes,
+            "--offsets",
+            ",".join(map(str, offsets)),
+            "--rounds",
+            str(args.rounds),
+            "--batch",
+            str(args.batch),
+            "--dir",
+            args.dir,
+        ]
+        tuned = {
+            side: from_json(rows)
+            for side, rows in run_child([*child, "--child", "offsets"], env).items()
+        }
+    fresh = [
+        (f"fresh #{i + 1}", run_child(["--dir", args.dir, "--child", "placement"]))
+        for i in range(CHILD_PROCESSES)
+    ]
 
     # Wide tables: piped output (logs, docs) would otherwise wrap at 80 columns.
     console = Console(width=shutil.get_terminal_size((160, 40)).columns)
     offset_stats = {side: summarize(s) for side, s in by_offset.items()}
     distance_stats = {side: summarize(s) for side, s in by_distance.items()}
     note = "median / p99 us (median vs page+0); source page-aligned; red: > 1.5x page+0"
-    console.print(offsets_table(f"1. copy_to_user: preadv2(NOWAIT) into page+offset. {note}",
-                                offset_stats["kernel"], sizes, offsets))
-    console.print(offsets_table(f"1. userland: ctypes.memmove to page+offset. {note}",
-                                offset_stats["userland"], sizes, offsets))
+    console.print(
+        offsets_table(
+            f"1. copy_to_user: preadv2(NOWAIT) into page+offset. {note}",
+            offset_stats["kernel"],
+            sizes,
+            offsets,
+        )
+    )
+    console.print(
+        offsets_table(
+            f"1. userland: ctypes.memmove to page+offset. {note}",
+            offset_stats["userland"],
+            sizes,
+            offsets,
+        )
+    )
     for side, side_stats in tuned.items():
-        console.print(offsets_table(f"1. {side}, child with GLIBC_TUNABLES={TUNABLE}",
-                                    side_stats, sizes, offsets))
+        console.print(
+            offsets_table(
+                f"1. {side}, child with GLIBC_TUNABLES={TUNABLE}", side_stats, sizes, offsets
+            )
+        )
     for side in ("kernel", "userland"):
-        console.print(distance_table(
-            f"2. {side}, 16 KiB: median us by distance (dst - src) mod 4096 (columns) for "
-            "sources at three page offsets (rows); red: > 1.5x the row's fastest",
-            distance_stats[side]))
+        console.print(
+            distance_table(
+                f"2. {side}, 16 KiB: median us by distance (dst - src) mod 4096 (columns) for "
+                "sources at three page offsets (rows); red: > 1.5x the row's fastest",
+                distance_stats[side],
+            )
+        )
     console.print(placement_table([("this one", here), *fresh]))
 
     if args.json:
         out = {
-            "sizes": sizes, "offsets": offsets, "rounds": args.rounds, "batch": args.batch,
+            "sizes": sizes,
+            "offsets": offsets,
+            "rounds": args.rounds,
+            "batch": args.batch,
             "by_offset": {side: to_json(s) for side, s in offset_stats.items()},
-            "by_offset_with_tunable": {"tunable": TUNABLE,
-                                       **{side: to_json(s) for side, s in tuned.items()}},
+            "by_offset_with_tunable": {
+                "tunable": TUNABLE,
+                **{side: to_json(s) for side, s in tuned.items()},
+            },
             "by_distance": {side: to_json(s) for side, s in distance_stats.items()},
             "placement": {"this_process": here, "fresh_processes": [r for _, r in fresh]},
         }

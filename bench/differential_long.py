@@ -30,7 +30,10 @@ TEST = "tests/test_differential.py::test_differential"
 def parametrizations() -> list[str]:
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", TEST],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return [line for line in out.splitlines() if line.startswith(TEST)]
 
@@ -42,20 +45,28 @@ def log_name(node: str) -> str:
 
 def run_one(node: str, examples: int, log: Path) -> tuple[str, bool, int, float]:
     counts = log.with_suffix(".count")
-    env = dict(os.environ, AIOFASTREAD_HYPOTHESIS_PROFILE="long",
-               AIOFASTREAD_HYPOTHESIS_EXAMPLES=str(examples),
-               AIOFASTREAD_DIFF_COUNT_FILE=str(counts))
+    env = dict(
+        os.environ,
+        AIOFASTREAD_HYPOTHESIS_PROFILE="long",
+        AIOFASTREAD_HYPOTHESIS_EXAMPLES=str(examples),
+        AIOFASTREAD_DIFF_COUNT_FILE=str(counts),
+    )
     start = time.monotonic()
     with log.open("w") as out:
         code = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             node],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", node],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         ).returncode
     # Sequences the state machine ran (a failing test also counts its
     # shrinking runs).
-    ran = sum(int(line.split()[-1]) for line in counts.read_text().splitlines()) if (
-        counts.exists()) else 0
+    ran = (
+        sum(int(line.split()[-1]) for line in counts.read_text().splitlines())
+        if (counts.exists())
+        else 0
+    )
     return node, code == 0, ran, time.monotonic() - start
 
 
@@ -74,15 +85,15 @@ def main() -> int:
     total = 0
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         futures = [
-            pool.submit(run_one, node, each, logs / f"{log_name(node)}.log")
-            for node in nodes
+            pool.submit(run_one, node, each, logs / f"{log_name(node)}.log") for node in nodes
         ]
         for future in concurrent.futures.as_completed(futures):
             node, ok, ran, seconds = future.result()
             total += ran
             failed += not ok
-            print(f"{'PASS' if ok else 'FAIL'} {node}: {ran} sequences, {seconds:.0f} s",
-                  flush=True)
+            print(
+                f"{'PASS' if ok else 'FAIL'} {node}: {ran} sequences, {seconds:.0f} s", flush=True
+            )
     print(f"total: {total} sequences, {failed} parametrization(s) failed")
     return 1 if failed else 0
 

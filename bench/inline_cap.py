@@ -103,8 +103,9 @@ def make_file(directory: str) -> str:
         os.preadv(probe, [bytearray(PAGE)], 0, os.RWF_NOWAIT)
     except OSError as exc:
         os.unlink(path)
-        sys.exit(f"{directory}: preadv2(RWF_NOWAIT) fails ({exc.strerror}); pass --dir on "
-                 "ext4/xfs/btrfs")
+        sys.exit(
+            f"{directory}: preadv2(RWF_NOWAIT) fails ({exc.strerror}); pass --dir on ext4/xfs/btrfs"
+        )
     finally:
         os.close(probe)
     return path
@@ -113,9 +114,15 @@ def make_file(directory: str) -> str:
 Samples = dict[str, list[int]]  # "wall" / "cpu" -> ns per op
 
 
-async def run_batch(engine: str, f: aiofastread.AsyncBufferedReader, fd: int, size: int,
-                    offsets: Sequence[int], pool: concurrent.futures.Executor,
-                    out: Samples) -> None:
+async def run_batch(
+    engine: str,
+    f: aiofastread.AsyncBufferedReader,
+    fd: int,
+    size: int,
+    offsets: Sequence[int],
+    pool: concurrent.futures.Executor,
+    out: Samples,
+) -> None:
     """Time one op per offset. Each engine's loop is written out so that only
     the read sits between the clock reads."""
     clock, cpu = time.perf_counter_ns, time.thread_time_ns
@@ -156,13 +163,17 @@ async def run_batch(engine: str, f: aiofastread.AsyncBufferedReader, fd: int, si
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default=",".join(human(s).replace(" ", "")
-                                                    for s in DEFAULT_SIZES))
+    parser.add_argument(
+        "--sizes", default=",".join(human(s).replace(" ", "") for s in DEFAULT_SIZES)
+    )
     parser.add_argument("--loops", default=",".join(LOOPS))
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--dir", default=tempfile.gettempdir(),
-                        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)")
+    parser.add_argument(
+        "--dir",
+        default=tempfile.gettempdir(),
+        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -177,8 +188,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     # One thread is enough for one reader at a time; more would only idle.
     pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cap")
     loops = {name: new_loop(name) for name in loop_names}
-    files = {name: loop.run_until_complete(aiofastread.open(path, "rb"))
-             for name, loop in loops.items()}
+    files = {
+        name: loop.run_until_complete(aiofastread.open(path, "rb")) for name, loop in loops.items()
+    }
     cells: dict[tuple[str, int, str], Samples] = {}
     rng = random.Random(0)
     started = time.monotonic()
@@ -189,15 +201,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         gc.disable()  # a collection would land in whichever op runs then
         for r in range(args.rounds):
             warm(fd)
-            order = list(ENGINES[r % len(ENGINES):] + ENGINES[:r % len(ENGINES)])
+            order = list(ENGINES[r % len(ENGINES) :] + ENGINES[: r % len(ENGINES)])
             for size in sizes:
-                offsets = [rng.randrange(0, (FILE_SIZE - size) // PAGE) * PAGE
-                           for _ in range(args.batch)]
+                offsets = [
+                    rng.randrange(0, (FILE_SIZE - size) // PAGE) * PAGE for _ in range(args.batch)
+                ]
                 for name in loop_names if r % 2 == 0 else loop_names[::-1]:
                     for engine in order:
-                        loops[name].run_until_complete(run_batch(
-                            engine, files[name], fd, size, offsets, pool,
-                            cells.setdefault((name, size, engine), {})))
+                        loops[name].run_until_complete(
+                            run_batch(
+                                engine,
+                                files[name],
+                                fd,
+                                size,
+                                offsets,
+                                pool,
+                                cells.setdefault((name, size, engine), {}),
+                            )
+                        )
     finally:
         gc.enable()
         for name, loop in loops.items():
@@ -211,41 +232,62 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[dict[str, Any]] = []
     for (loop_name, size, engine), samples in cells.items():
         wall = sorted(samples["wall"])
-        row: dict[str, Any] = {"loop": loop_name, "size": size, "engine": engine,
-                               "ops": len(wall), "median_ns": statistics.median(wall),
-                               "p99_ns": percentile(wall, 99)}
+        row: dict[str, Any] = {
+            "loop": loop_name,
+            "size": size,
+            "engine": engine,
+            "ops": len(wall),
+            "median_ns": statistics.median(wall),
+            "p99_ns": percentile(wall, 99),
+        }
         if samples.get("cpu"):
             row["loop_cpu_median_ns"] = statistics.median(samples["cpu"])
         rows.append(row)
     report = analyze(rows, loop_names, sizes)
-    report["config"] = {"sizes": sizes, "loops": loop_names, "rounds": args.rounds,
-                        "batch": args.batch, "file_size": FILE_SIZE,
-                        "inline_max": _policy.INLINE_MAX, "backend": _native.backend.name,
-                        "elapsed_s": round(elapsed, 1)}
+    report["config"] = {
+        "sizes": sizes,
+        "loops": loop_names,
+        "rounds": args.rounds,
+        "batch": args.batch,
+        "file_size": FILE_SIZE,
+        "inline_max": _policy.INLINE_MAX,
+        "backend": _native.backend.name,
+        "elapsed_s": round(elapsed, 1),
+    }
     print_report(report)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
 
-def analyze(rows: list[dict[str, Any]], loop_names: Sequence[str],
-            sizes: Sequence[int]) -> dict[str, Any]:
+def analyze(
+    rows: list[dict[str, Any]], loop_names: Sequence[str], sizes: Sequence[int]
+) -> dict[str, Any]:
     """Per loop: the largest size whose inline read holds the loop no longer
     than one thread hop, and no longer than the pool read it replaces."""
     by = {(r["loop"], r["size"], r["engine"]): r for r in rows}
     verdicts = []
     for lp in loop_names:
-        within_hop = [s for s in sizes
-                      if by[(lp, s, "inline")]["median_ns"] <= by[(lp, s, "hop")]["median_ns"]]
-        faster = [s for s in sizes
-                  if by[(lp, s, "inline")]["median_ns"] <= by[(lp, s, "pool")]["median_ns"]]
-        verdicts.append({
-            "loop": lp,
-            "largest_inline_within_one_hop": max(within_hop, default=None),
-            "largest_inline_faster_than_pool": max(faster, default=None),
-            "hop_median_ns": statistics.median(by[(lp, s, "hop")]["median_ns"] for s in sizes),
-            "hop_loop_cpu_median_ns": statistics.median(
-                by[(lp, s, "hop")]["loop_cpu_median_ns"] for s in sizes),
-        })
+        within_hop = [
+            s
+            for s in sizes
+            if by[(lp, s, "inline")]["median_ns"] <= by[(lp, s, "hop")]["median_ns"]
+        ]
+        faster = [
+            s
+            for s in sizes
+            if by[(lp, s, "inline")]["median_ns"] <= by[(lp, s, "pool")]["median_ns"]
+        ]
+        verdicts.append(
+            {
+                "loop": lp,
+                "largest_inline_within_one_hop": max(within_hop, default=None),
+                "largest_inline_faster_than_pool": max(faster, default=None),
+                "hop_median_ns": statistics.median(by[(lp, s, "hop")]["median_ns"] for s in sizes),
+                "hop_loop_cpu_median_ns": statistics.median(
+                    by[(lp, s, "hop")]["loop_cpu_median_ns"] for s in sizes
+                ),
+            }
+        )
     return {"results": rows, "verdicts": verdicts}
 
 
@@ -255,11 +297,21 @@ def print_report(report: dict[str, Any]) -> None:
     by = {(r["loop"], r["size"], r["engine"]): r for r in report["results"]}
     cfg = report["config"]
     for lp in cfg["loops"]:
-        table = Table(title=f"{lp}: median (p99) us per read; loop CPU = the loop thread's own "
-                            f"CPU per pool read; INLINE_MAX = {human(cfg['inline_max'])}")
-        for col in ("size", "inline", "aiofastread seek+read", "pool (fast path off)",
-                    "loop CPU per pool read", "run_in_executor pread", "hop (0 bytes)",
-                    "inline / hop", "inline / pool"):
+        table = Table(
+            title=f"{lp}: median (p99) us per read; loop CPU = the loop thread's own "
+            f"CPU per pool read; INLINE_MAX = {human(cfg['inline_max'])}"
+        )
+        for col in (
+            "size",
+            "inline",
+            "aiofastread seek+read",
+            "pool (fast path off)",
+            "loop CPU per pool read",
+            "run_in_executor pread",
+            "hop (0 bytes)",
+            "inline / hop",
+            "inline / pool",
+        ):
             table.add_column(col, justify="left" if col == "size" else "right")
         for size in cfg["sizes"]:
             cell = {e: by[(lp, size, e)] for e in ENGINES}
@@ -268,22 +320,32 @@ def print_report(report: dict[str, Any]) -> None:
                 return f"{us(r['median_ns'])} ({us(r['p99_ns'])})"
 
             inline = cell["inline"]["median_ns"]
-            table.add_row(human(size), fmt(cell["inline"]), fmt(cell["aiofastread"]),
-                          fmt(cell["pool"]), us(cell["pool"]["loop_cpu_median_ns"]),
-                          fmt(cell["executor"]), fmt(cell["hop"]),
-                          f"{inline / cell['hop']['median_ns']:.2f}",
-                          f"{inline / cell['pool']['median_ns']:.2f}")
+            table.add_row(
+                human(size),
+                fmt(cell["inline"]),
+                fmt(cell["aiofastread"]),
+                fmt(cell["pool"]),
+                us(cell["pool"]["loop_cpu_median_ns"]),
+                fmt(cell["executor"]),
+                fmt(cell["hop"]),
+                f"{inline / cell['hop']['median_ns']:.2f}",
+                f"{inline / cell['pool']['median_ns']:.2f}",
+            )
         console.print(table)
     for v in report["verdicts"]:
         hop = v["largest_inline_within_one_hop"]
         faster = v["largest_inline_faster_than_pool"]
-        console.print(f"{v['loop']}: a thread hop is {us(v['hop_median_ns'])} us; the largest "
-                      f"inline read that holds the loop no longer than a hop: "
-                      f"{human(hop) if hop else 'none'}; the largest inline read faster than "
-                      f"the pool read: {human(faster) if faster else 'none'}; a hop costs "
-                      f"the loop thread {us(v['hop_loop_cpu_median_ns'])} us of CPU")
-    console.print(f"{cfg['rounds']} rounds x {cfg['batch']} ops; {cfg['elapsed_s']} s; "
-                  f"backend {cfg['backend']}")
+        console.print(
+            f"{v['loop']}: a thread hop is {us(v['hop_median_ns'])} us; the largest "
+            f"inline read that holds the loop no longer than a hop: "
+            f"{human(hop) if hop else 'none'}; the largest inline read faster than "
+            f"the pool read: {human(faster) if faster else 'none'}; a hop costs "
+            f"the loop thread {us(v['hop_loop_cpu_median_ns'])} us of CPU"
+        )
+    console.print(
+        f"{cfg['rounds']} rounds x {cfg['batch']} ops; {cfg['elapsed_s']} s; "
+        f"backend {cfg['backend']}"
+    )
 
 
 if __name__ == "__main__":

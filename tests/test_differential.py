@@ -219,17 +219,14 @@ class Arg:
         return f"Arg({self.kind}, {value!r})"
 
 
-binary_payloads = (
-    st.lists(st.sampled_from(BINARY_PIECES), max_size=8).map(b"".join)
-    | st.sampled_from((b"x" * 8193, b"line\n" * 14000))
-)
-binary_args = (
-    st.builds(Arg, st.sampled_from(("bytes", "bytearray", "memoryview")), binary_payloads)
-    | st.builds(Arg, st.just("raw"), st.sampled_from(("text", 7, None)))
-)
-text_payloads = (
-    st.lists(st.sampled_from(WRITE_PIECES), max_size=8).map("".join)
-    | st.sampled_from(("x" * 8193, "line\r\n" * 12000))
+binary_payloads = st.lists(st.sampled_from(BINARY_PIECES), max_size=8).map(
+    b"".join
+) | st.sampled_from((b"x" * 8193, b"line\n" * 14000))
+binary_args = st.builds(
+    Arg, st.sampled_from(("bytes", "bytearray", "memoryview")), binary_payloads
+) | st.builds(Arg, st.just("raw"), st.sampled_from(("text", 7, None)))
+text_payloads = st.lists(st.sampled_from(WRITE_PIECES), max_size=8).map("".join) | st.sampled_from(
+    ("x" * 8193, "line\r\n" * 12000)
 )
 text_args = st.builds(Arg, st.just("str"), text_payloads) | st.builds(
     Arg, st.just("raw"), st.sampled_from((b"bytes", 7, None))
@@ -311,8 +308,13 @@ KNOWN: tuple[Known, ...] = ()
 QUIRKS: tuple[Known, ...] = (
     # FileIO decides it is not seekable when its first lseek fails
     # (seek(0, SEEK_DATA) on an empty file: ENXIO); we stay seekable.
-    Known("CPython: FileIO.seekable() is False after a failed first seek", "seekable",
-          _fileio, None, lambda ours, cpy: ours == ok(True) and cpy == ok(False)),
+    Known(
+        "CPython: FileIO.seekable() is False after a failed first seek",
+        "seekable",
+        _fileio,
+        None,
+        lambda ours, cpy: ours == ok(True) and cpy == ok(False),
+    ),
 )
 
 
@@ -531,8 +533,11 @@ class DifferentialMachine(RuleBasedStateMachine):
             return data if kind == "bytearray" else memoryview(data)
 
         cpy_buf, ours_buf = buffer(), buffer()
-        if name == "readinto1" and hasattr(self.cpy, name) and hasattr(self.ours, name) and (
-            kind != "bytes"
+        if (
+            name == "readinto1"
+            and hasattr(self.cpy, name)
+            and hasattr(self.ours, name)
+            and (kind != "bytes")
         ):
             # Like read1: how much one raw read at most gives depends on the
             # buffer's size (CPython's: st_blksize; ours: a larger window).
@@ -629,9 +634,7 @@ class DifferentialMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def writelines(self, data: st.DataObject) -> None:
         args = data.draw(st.lists(text_args if self.text else binary_args, max_size=3))
-        self.both(
-            "writelines", [a.make() for a in args], ours_args=([a.make() for a in args],)
-        )
+        self.both("writelines", [a.make() for a in args], ours_args=([a.make() for a in args],))
 
     @precondition(lambda self: self.cpy is not None)
     @rule()
@@ -676,8 +679,7 @@ def test_differential(mode: str, loop_name: str, data_dir: Path, backend: str) -
     machine: type[DifferentialMachine] = type(
         "Differential",
         (DifferentialMachine,),
-        {"loop_factory": staticmethod(LOOP_FACTORIES[loop_name]), "root": data_dir,
-         "mode": mode},
+        {"loop_factory": staticmethod(LOOP_FACTORIES[loop_name]), "root": data_dir, "mode": mode},
     )
     # Both read paths must be compared: inline (page cache) and the pool.
     # Which one a read takes also depends on this VM's page cache (it reclaims
@@ -711,8 +713,9 @@ def test_differential(mode: str, loop_name: str, data_dir: Path, backend: str) -
 # and the repro stays, unmarked, as a regression test.
 
 
-async def ours_outcome(path: Path, mode: str, name: str, args: tuple[Any, ...],
-                       closed: bool) -> Outcome:
+async def ours_outcome(
+    path: Path, mode: str, name: str, args: tuple[Any, ...], closed: bool
+) -> Outcome:
     f = await aiofastread.open(path, mode)
     try:
         if closed:
@@ -727,8 +730,7 @@ async def ours_outcome(path: Path, mode: str, name: str, args: tuple[Any, ...],
         await f.close()
 
 
-def cpy_outcome(path: Path, mode: str, name: str, args: tuple[Any, ...],
-                closed: bool) -> Outcome:
+def cpy_outcome(path: Path, mode: str, name: str, args: tuple[Any, ...], closed: bool) -> Outcome:
     with open(path, mode) as f:
         if closed:
             f.close()

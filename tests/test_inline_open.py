@@ -469,9 +469,18 @@ async def test_symlinks(small: tuple[Path, bytes], tmpfs_dir: Path, inline: bool
     other_data = make_file(other, 4096)
     away = path.parent / "away"
     away.symlink_to(other)
-    before = stats()
-    assert await aiofastread.read_bytes(away) == other_data
-    assert delta(before, "open_fallbacks") == int(inline)
+    directory = str(path.parent)
+    for _ in range(3):
+        # An inline open that a mount elsewhere turned into EAGAIN (see
+        # cached_try) falls back before it sees where the symlink leads, and
+        # the directory stays trusted: try again for one that saw it.
+        before = stats()
+        assert await aiofastread.read_bytes(away) == other_data
+        assert delta(before, "open_fallbacks") == int(inline)
+        if not inline or _fspolicy.FILESYSTEMS.device_for(directory) is None:
+            break
+    if inline:  # the symlink was seen leading off the directory's filesystem
+        assert _fspolicy.FILESYSTEMS.device_for(directory) is None
     before = stats()
     assert await aiofastread.read_bytes(path) == data
     assert delta(before, "inline_opens") == 0

@@ -366,9 +366,7 @@ class Fakes:
 METHODS = ("read", "readinto", "pread", "pread_into")
 
 
-def call(
-    f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int, buffer: Any
-) -> Any:
+def call(f: aiofastread.AsyncBufferedReader, method: str, size: Any, pos: int, buffer: Any) -> Any:
     if method == "read":
         return f.read(size)
     if method == "readinto":

@@ -219,6 +219,7 @@ async def test_many_ranges_over_the_in_flight_limit(data_dir: Path, backend: str
             got, counts = await asyncio.gather(*reads)
         assert got == want
         assert counts == [len(w) for w in want]
+
         # Every slot comes back (none leaked), if not all by the time gather
         # returned: 1 in flight was seen then once in ~20 runs on the pool
         # backend (a release that lands after the awaiters; not root-caused).

@@ -53,8 +53,19 @@ def sdist() -> Path:
         subprocess.run(
             # --no-binary aiofiles, not :all: (which would build hatchling
             # from source too, for the sdist's metadata: minutes, not seconds).
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", "aiofiles",
-             "--no-deps", f"aiofiles=={VERSION}", "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                "aiofiles",
+                "--no-deps",
+                f"aiofiles=={VERSION}",
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         got = Path(tmp) / SDIST_NAME
@@ -75,9 +86,18 @@ def extract(dest: Path) -> Path:
 def command(suite: Path, *pytest_args: str) -> list[str]:
     """pytest on their tests, with their config and our alias plugin."""
     return [
-        sys.executable, "-m", "pytest", "tests",
-        "-c", str(suite / "pyproject.toml"), "--rootdir", str(suite),
-        "-p", "tests.aiofiles_suite.alias", "-p", "no:cacheprovider",
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests",
+        "-c",
+        str(suite / "pyproject.toml"),
+        "--rootdir",
+        str(suite),
+        "-p",
+        "tests.aiofiles_suite.alias",
+        "-p",
+        "no:cacheprovider",
         *pytest_args,
     ]
 
@@ -85,9 +105,7 @@ def command(suite: Path, *pytest_args: str) -> list[str]:
 def environment(backend: str | None = None) -> dict[str, str]:
     """Our repo importable (for the plugin); optionally a forced read backend."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     if backend is not None:
         env["AIOFASTREAD_BACKEND"] = backend
     return env

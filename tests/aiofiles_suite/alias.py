@@ -77,8 +77,9 @@ class _AliasFinder(importlib.abc.MetaPathFinder):
             return None
         real = ours(fullname)
         if importlib.util.find_spec(real) is None:
-            raise ModuleNotFoundError(f"aiofastread has no {real!r} (for {fullname!r})",
-                                      name=fullname)
+            raise ModuleNotFoundError(
+                f"aiofastread has no {real!r} (for {fullname!r})", name=fullname
+            )
         return importlib.util.spec_from_loader(fullname, _AliasLoader(real))
 
 
