@@ -417,11 +417,11 @@ class DirectText(_TextCore):
         """``fn`` ran on the TextIOWrapper (``failed``: it raised)."""
         raw = self.raw
         if failed:
-            raw.chunk_ok = False  # a chunk that failed to decode left b2cratio as it was
+            raw.chunk = None  # a chunk that failed to decode left b2cratio as it was
         seek = getattr(fn, "__name__", None) == "seek"
         if seek:
             # What it read for a cookie that feeds the decoder was not a chunk.
-            raw.chunk_ok = False
+            raw.chunk = None
         if seek or self._held:
             try:
                 held = self.file.buffer.tell() != raw._pos  # type: ignore[attr-defined]

@@ -161,7 +161,7 @@ class Bridge:
         try:
             return self.file.readline(size)
         except BaseException:
-            raw.chunk_ok = False  # (DirectText.after)
+            raw.chunk = None  # (DirectText.after)
             raise
 
     def leave_direct(self) -> None:
