@@ -208,7 +208,7 @@ def main() -> None:
     for py, package in packages.items():
         print(f"{py}: {package}")
     for (py, loop_name), rounds in rows.items():
-        med = {k: statistics.median(r[k]) / 1000 for k in [*ENGINES, "io"]}
+        med = {k: statistics.median(r[k] for r in rounds) / 1000 for k in [*ENGINES, "io"]}
         ratios = [r["r"] / r["rb"] for r in rounds]
         print(
             f"{py:32s} {loop_name:8s} rb {med['rb']:5.2f}  r {med['r']:5.2f}"

@@ -1,9 +1,11 @@
 /* The direct text path's hit in C (issue 9: text no slower than binary).
  *
  * aiofastread/_bridge/direct.py serves `seek(int)` + `read(n)` of a text file
- * whose codec decodes a byte to one character with no state (latin-1, ASCII)
- * and that has no newline decoder, from the state a TextIOWrapper would have
- * after those calls (DirectText). In Python a cached 16 KiB read was two
+ * from the state a TextIOWrapper would have after those calls (DirectText),
+ * for the chunks that decode to one character a byte with a fresh decoder:
+ * every chunk of latin-1 with no newline decoder; chunks of pure ASCII of
+ * the other ASCII-compatible codecs (UTF-8: `open(p, "r")`); with a newline
+ * decoder (newline None or ""), chunks with no b"\r". In Python a cached 16 KiB read was two
  * coroutines, the binary reader's pread, a decode and a slice: ~4.4 us
  * against ~2.5 us for binary (docs/benchmarks.md). Here:
  *
@@ -16,16 +18,21 @@
  *   threadpool/text.py), with `read` and `seek` methods: they do what
  *   AsyncTextIOWrapper.read/seek + DirectText.read/seek do in the common
  *   case (the chunk asked for whole, from the page cache: the binary hit
- *   path's rule, afr_rule_allows, and bookkeeping, afr_count_hit), decode
- *   with PyUnicode_DecodeLatin1 / PyUnicode_DecodeASCII (the limited API has
- *   no way to build a str without that copy) and return a Ready
- *   (afr_ready.c). Anything else (several chunks, a miss, a short read,
- *   non-ASCII bytes for ASCII, the C path standing aside) calls the Python
+ *   path's rule, afr_rule_allows, and bookkeeping, afr_count_hit), check
+ *   it (memchr for b"\r" and b"\n" under a newline decoder: `lf` records
+ *   a b"\n" for `newlines`), decode with PyUnicode_DecodeLatin1 /
+ *   PyUnicode_DecodeASCII (the limited API has no way to build a str
+ *   without that copy; the ASCII decode is the ASCII check) and return a
+ *   Ready (afr_ready.c). Anything else (several chunks, a miss, a short
+ *   read, a chunk not for this path, b2cratio not known to be <= 1 for a
+ *   large want, the `async for` batch armed, the C path standing aside)
+ *   calls the Python
  *   method `_read_general(size[, attempt, gen])` / `_seek_general(...)` and
  *   returns its coroutine; a NOWAIT read already made is handed on, never
  *   repeated, as afr_hit.c does;
  * - a Ready dropped or thrown into before it delivered puts the state it
- *   replaced back (invariant 4), unless the state moved since (`gen`).
+ *   replaced back (invariant 4), unless the state moved since (`gen`): the
+ *   flags lf, reset and ratio_ok too (AfrReady.saved_bits).
  *
  * Included after afr_ready.c and afr_hit.c (their statics are used). */
 #ifndef PYPY_VERSION

@@ -2,27 +2,66 @@
 
 A text read through the bridge runs CPython's TextIOWrapper in a greenlet:
 seek, a chunk through BufferedReader.read1 into our raw, decode, snapshot
-for tell(). For codecs where a byte is a character and decoding needs no
-state, with no newline decoder (``newline`` "\\n", "\\r" or "\\r\\n": nothing
-is translated or recorded), the result of ``seek(cookie)`` and ``read(n)`` is
+for tell(). When a chunk decodes to one character a byte with the decoder
+fresh before and after it, the result of ``seek(cookie)`` and ``read(n)`` is
 plain arithmetic on byte offsets, so ``DirectText`` serves them itself: the
 chunks TextIOWrapper would read, at the offsets it would read them, through
-the binary reader's positional hit path (``AsyncBufferedReader.pread``: inline
-when cached, the native pool otherwise, with its stream readahead), decoded
-here. Nothing else is served here.
+the binary reader's positional hit path (``AsyncBufferedReader.pread``:
+inline when cached, the native pool otherwise, with its stream readahead),
+decoded here. Which chunks:
+
+- latin-1 with ``newline`` "\\n", "\\r" or "\\r\\n" (no newline decoder): all;
+- the other ASCII-compatible codecs (``_text``: UTF-8, ``open(p, "r")``'s
+  default, ASCII, cp125x, iso8859-x; not utf-8-sig, whose BOM state is not
+  fresh after a seek), any error handler: chunks of pure ASCII, which every
+  one of them decodes to the same characters without calling the handler;
+- with ``newline`` None or "" (a newline decoder, latin-1 too): chunks with
+  no b"\\r" (the decoder translates it, or holds it back for the next chunk).
+
+Any other chunk makes ``read`` answer None: TextIOWrapper's own read then,
+after ``sync`` (its bytes are handed to the raw's window, not read twice).
 
 The TextIOWrapper is left behind meanwhile. Before any other operation
-reaches it (``Bridge.run``, the line fast path, ``buffer``/``detach``),
-``sync`` brings it to the state the same calls would have left: a seek to
-the start of the last chunk, and a read of what was used of it, served from
-the raw's window (no I/O). Its state then is exactly CPython's: decoded
-characters left over, snapshot, buffer and raw positions. Why that replay
-suffices (C ``textiowrapper_read_chunk``, 3.11-3.13): with a 1:1 codec the
-bytes-to-characters ratio is 0 or 1, so a chunk is ``max(_CHUNK_SIZE, wanted)``
-bytes, BufferedReader.read1 on an empty buffer is one raw read of that size
-(nothing is kept in its buffer), and the state after a read depends only on
-its last chunk. ``tests/test_text_direct.py`` checks all of it against
-``io.open`` (hypothesis, random operation sequences).
+reaches it (``Bridge.run``, the line fast path, ``buffer``/``detach``,
+``newlines``), ``sync`` brings it to the state the same calls would have
+left: a seek to the start of the last chunk, and a read of what was used of
+it, served from the raw's window (no I/O). Its state then is exactly
+CPython's: decoded characters left over, snapshot, buffer and raw positions.
+Why that replay suffices (C ``textiowrapper_read_chunk``, 3.10-3.13): a chunk
+is ``max(_CHUNK_SIZE, wanted * max(b2cratio, 1))`` bytes, b2cratio being the
+last decoded chunk's bytes per character; after a chunk served here it is 1
+(0 for the empty one at EOF), so the next is ``max(_CHUNK_SIZE, wanted)``;
+BufferedReader.read1 on an empty buffer is one raw read of that size (nothing
+is kept in its buffer); and the state after a read depends only on its last
+chunk. Three more things make it exact:
+
+- ``newlines``: the newline decoder ORs in what each chunk it decodes holds,
+  until a reset, which a seek to cookie 0 makes and a seek to another does
+  not (C ``_textiowrapper_decoder_setstate``). Replaying the last chunk alone
+  would lose the b"\\n" of the chunks before it: ``lf`` remembers it, and
+  ``sync`` shows the decoder one b"\\n" (read at offset 1 from the window)
+  before its final seek; ``reset`` remembers a seek to 0 in between, which
+  ``sync`` makes too.
+- b2cratio after TextIOWrapper's own chunks (a UTF-8 chunk with non-ASCII
+  characters, or with "\\r\\n" under translation, leaves it above 1, and it
+  survives seeks): the chunk grid above holds only while it is <= 1
+  (``ratio_ok``), or while ``wanted`` is small enough that no ratio the codec
+  can leave makes the chunk larger than ``_CHUNK_SIZE`` (``_ratio_room``).
+  ``ratio_ok`` is learnt again at the next seek here from the last chunk the
+  raw handed to TextIOWrapper (``BridgeRaw.chunk_ok``: one this path would
+  take decodes to at least a character a byte).
+- a seek to a cookie that feeds the decoder (a tell() of TextIOWrapper's
+  own) leaves bytes in the BufferedReader: its chunks are not the raw's then,
+  and no seek is taken here until they are gone (``after``).
+
+``tests/test_text_direct.py`` checks all of it against ``io.open``
+(hypothesis, random operation sequences and files).
+
+The ``async for`` batch (_bridge/lines) lives beside it, for the same files:
+it describes the TextIOWrapper from a clean state on, and is disarmed (its
+lines replayed) before a seek or read here (``Bridge.take_over``); the next
+``async for`` after a seek here arms it again at that offset
+(``LineBatch._rearm``). Lines are served by the batch, seek + read here.
 """
 
 from __future__ import annotations

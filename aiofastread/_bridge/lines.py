@@ -40,6 +40,11 @@ TextIOWrapper already knows every newline kind the skipped chunks hold):
 one chunk decoded twice per refill instead of all of them.
 tests/test_lines_batch.py checks it against ``io.open`` (hypothesis, random
 operations and files).
+
+The direct text path (_bridge/direct: ``seek`` + ``read`` without the
+TextIOWrapper) may serve the same file: ``lines_armed`` on it says the batch
+is armed, and its seek/read disarm the batch first (``Bridge.take_over``);
+after a direct seek, the next ``async for`` arms it again there (``_rearm``).
 """
 
 from __future__ import annotations
