@@ -646,6 +646,28 @@ MIXED = (
         [("read", 10), ("tell",), ("seek", 8192), ("read", 10), ("seek", 50)],
         [("read", 5000), ("next",), ("seek", 0), ("read", 1), ("buffer_read", 10)],
         [("next",), ("next",), ("seek", 8192), ("read", 10), ("next",), ("tell",)],
+        # a tell() cookie that feeds the decoder (the lone "\r" at chunk 3's
+        # end, translated with the next chunk's first byte): the BufferedReader
+        # holds bytes after the seek to it, no direct seek until they are gone
+        [
+            ("seek", 3 * 8192),
+            ("read", 8192),
+            ("seek_cur",),
+            ("seek", 3 * 8192 + 100),
+            ("read", 10),
+            ("read", 9000),
+            ("tell",),
+            ("newlines",),
+        ],
+        [
+            ("seek", 3 * 8192),
+            ("read", 8192),
+            ("seek_cur",),
+            ("read", 3),
+            ("seek", 4 * 8192 + 7),
+            ("read", 5),
+            ("buffer_tell",),
+        ],
     ],
 )
 def test_ascii_chunks_examples(
@@ -808,3 +830,32 @@ def test_c_hit_utf8_sequences_equal_cpython(
         want.append(outcome(f.tell))
         want.append(outcome(f.buffer.tell))
     assert got == want
+
+
+async def test_no_direct_seek_while_the_buffer_holds_bytes(data_dir: Path) -> None:
+    """A seek to a cookie that feeds the decoder reads ahead into the
+    BufferedReader: its next chunks come from there, not from the raw, so no
+    seek is taken directly until a read has drained it."""
+    path = data_dir / "t.txt"
+    path.write_bytes(MIXED)
+    warm(path)
+    with open(path, encoding="utf-8") as cpy:
+        cpy.seek(3 * 8192)
+        text = cpy.read(8192)  # ends with the lone "\r", translated with chunk 4's "a"
+        cookie = cpy.tell()
+        assert cookie > 1 << 64  # bytes to feed
+        async with aiofastread.open(path, encoding="utf-8") as f:
+            assert await f.seek(3 * 8192) == 3 * 8192
+            assert await f.read(8192) == text
+            assert await f.tell() == cookie
+            assert await f.seek(cookie) == cpy.seek(cookie)
+            direct_text = f._runner.direct
+            assert not direct_text.enabled  # BufferedReader.read(bytes to feed) read ahead
+            assert await f.read(20000) == cpy.read(20000)  # through the buffer and on
+            assert await f.seek(6 * 8192 + 1) == cpy.seek(6 * 8192 + 1)
+            assert direct_text.enabled  # drained by that read: direct seeks again
+            reads = direct.COUNTERS.reads
+            assert await f.read(100) == cpy.read(100)
+            assert direct.COUNTERS.reads == reads + 1
+            assert await f.tell() == cpy.tell()
+            assert f.newlines == cpy.newlines
