@@ -859,3 +859,37 @@ async def test_no_direct_seek_while_the_buffer_holds_bytes(data_dir: Path) -> No
             assert direct.COUNTERS.reads == reads + 1
             assert await f.tell() == cpy.tell()
             assert f.newlines == cpy.newlines
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+async def test_c_hit_undo_keeps_newline_flags(data_dir: Path, how: str) -> None:
+    """A seek to 0 or a read never delivered puts back what ``newlines``
+    must learn at the next sync (``lf``, ``reset``) and ``ratio_ok``."""
+    if not c_path_on():
+        pytest.skip("the C hit's Ready")
+    path = data_dir / "t.txt"
+    path.write_bytes(MIXED)
+    warm(path)
+    async with aiofastread.open(path, "rb") as g:
+        await g.read(1)
+    async with aiofastread.open(path, encoding="utf-8") as f:
+        await f.seek(100)
+        assert await f.read(10) == MIXED[100:110].decode()  # a b"\n" seen: lf
+        pending = f.seek(0)  # would reset `newlines`
+        if how == "close":
+            pending.close()
+        del pending
+        await f.seek(8192)
+        pending = f.read(8000)  # a chunk of "x": nothing for `newlines`
+        if how == "close":
+            pending.close()
+        del pending
+        assert await f.read(5) == "xxxxx"
+        assert f.newlines == "\n"  # as CPython's: seek(100), read(10), seek(8192), read(5)
+        with open(path, encoding="utf-8") as cpy:
+            cpy.seek(100)
+            cpy.read(10)
+            cpy.seek(8192)
+            cpy.read(5)
+            assert f.newlines == cpy.newlines
+            assert await f.tell() == cpy.tell()
