@@ -893,3 +893,30 @@ async def test_c_hit_undo_keeps_newline_flags(data_dir: Path, how: str) -> None:
             cpy.read(5)
             assert f.newlines == cpy.newlines
             assert await f.tell() == cpy.tell()
+
+
+async def test_refused_chunk_is_read_once(data_dir: Path) -> None:
+    """A chunk the C hit read and this path refused (a b"\\r" here) is what
+    TextIOWrapper then decodes, from the raw's window: one NOWAIT read."""
+    if not c_path_on():
+        pytest.skip("the C hit's NOWAIT read")
+    path = data_dir / "t.txt"
+    path.write_bytes(MIXED)
+    warm(path)
+    async with aiofastread.open(path, "rb") as g:
+        await g.read(1)
+    async with aiofastread.open(path, encoding="utf-8") as f:
+        await f.seek(50)
+        await f.read(10)
+        stats, syscalls = aiofastread.statistics(), _native.hit_syscalls()
+        reads = direct.COUNTERS.reads
+        assert await f.seek(2 * 8192 + 10) == 2 * 8192 + 10
+        got = await f.read(100)
+        after = aiofastread.statistics()
+        assert direct.COUNTERS.reads == reads  # refused: TextIOWrapper's read
+        assert _native.hit_syscalls() - syscalls == 1
+        assert after.inline_hits - stats.inline_hits == 1
+        assert after.pool_reads == stats.pool_reads
+    with open(path, encoding="utf-8") as cpy:
+        cpy.seek(2 * 8192 + 10)
+        assert got == cpy.read(100)
