@@ -372,7 +372,7 @@ async def test_lines_served_by_the_batch(data_dir: Path) -> None:
         ({"encoding": "utf-8", "newline": "\n"}, True),
         ({"encoding": "cp1252", "errors": "replace"}, True),
         ({"encoding": "latin-1"}, True),
-        ({"encoding": "latin-1", "newline": "\n"}, False),  # the direct path's
+        ({"encoding": "latin-1", "newline": "\n"}, True),  # beside the direct path
         ({"encoding": "utf-8", "newline": ""}, False),
         ({"encoding": "utf-8", "newline": "\r\n"}, False),
         ({"encoding": "utf-8", "errors": "ignore"}, False),

@@ -40,6 +40,11 @@ TextIOWrapper already knows every newline kind the skipped chunks hold):
 one chunk decoded twice per refill instead of all of them.
 tests/test_lines_batch.py checks it against ``io.open`` (hypothesis, random
 operations and files).
+
+The direct text path (_bridge/direct: ``seek`` + ``read`` without the
+TextIOWrapper) may serve the same file: ``lines_armed`` on it says the batch
+is armed, and its seek/read disarm the batch first (``Bridge.take_over``);
+after a direct seek, the next ``async for`` arms it again there (``_rearm``).
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ def batch_for(bridge: Bridge, newline: str | None) -> LineBatch | None:
     """The line batch of a bridged text file, or None when its settings (or
     its mode) need the per-line path."""
     file = bridge.file
-    if not bridge.text or not bridge.lines or bridge.direct is not None:
+    if not bridge.text or not bridge.lines:
         return None
     if newline is not None and newline != "\n":
         return None
@@ -216,9 +221,34 @@ class LineBatch(_LinesCore):
         self._next = pos
         self._ended = False
         self.armed = True
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lines_armed = True  # its seek/read disarm this first
+
+    def _rearm(self) -> None:
+        """Arm where the direct path (_bridge/direct) left the file, if that
+        is a clean state: right after its seek, nothing read since. (A seek
+        of the direct path disarmed the batch; bringing the TextIOWrapper up
+        to date is then its seek, which leaves it clean.)"""
+        bridge = self._bridge
+        direct = bridge.direct
+        if (
+            direct is None
+            or not self.enabled
+            or not direct.known
+            or direct.text
+            or bridge.lock.busy
+            or self._raw.closed
+        ):
+            return
+        direct.sync()
+        self.after_seek(direct.start, 0)
 
     def _disarm(self) -> None:
         self.armed = False
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lines_armed = False
         self._text, self._pos = "", 0
         self._rest, self._hidden = "", False
         self._counts = []
@@ -378,6 +408,9 @@ class LineBatch(_LinesCore):
         any was (else the batch has ended: EOF, a miss, a decode error)."""
         if self._ended:
             return False
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lose()  # the lines handed out move the TextIOWrapper on
         self.sync()  # the TextIOWrapper catches up: only the carry stays ahead
         pos = self._pos
         rest = self._text[pos:]
@@ -432,6 +465,8 @@ class LineBatch(_LinesCore):
     async def _more(self) -> str:
         """``__anext__`` when the decoded text has no whole line left."""
         bridge = self._bridge
+        if not self.armed:
+            self._rearm()
         while self.armed and not bridge.lock.busy:
             if self._hidden:  # the operation that hid the lines is over
                 self._text, self._pos = self._rest, 0
