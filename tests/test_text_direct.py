@@ -644,6 +644,10 @@ MIXED = (
         [("seek", 5 * 8192 - 1), ("read", 3), ("tell",), ("seek", 6 * 8192), ("read", 2)],
         # tell() at a chunk that starts at 0 resets the decoder (C tell)
         [("read", 10), ("tell",), ("seek", 8192), ("read", 10), ("seek", 50)],
+        # ... and `newlines` names only the part of the chunk used: a replay
+        # of the whole chunk after it would name more (found by hypothesis)
+        [("read", 1), ("tell",), ("read", 1), ("newlines",)],
+        [("read", 1), ("tell",), ("read", 5000), ("tell",), ("newlines",)],
         [("read", 5000), ("next",), ("seek", 0), ("read", 1), ("buffer_read", 10)],
         [("next",), ("next",), ("seek", 8192), ("read", 10), ("next",), ("tell",)],
         # a tell() cookie that feeds the decoder (the lone "\r" at chunk 3's

@@ -449,8 +449,18 @@ class DirectText(_TextCore):
             # The chunk this path refused: the TextIOWrapper reads it next,
             # from the window (its bytes are read once).
             raw._set_window(pending[0], pending[1])
-        if getattr(fn, "__name__", None) not in _STATE_KEEPING:
+        name = getattr(fn, "__name__", None)
+        if name not in _STATE_KEEPING or (name == "tell" and self._tell_resets()):
             self.lose()
+
+    def _tell_resets(self) -> bool:
+        """Whether ``tell()`` will reset the newline decoder: when the chunk
+        it was decoded from starts at 0 (with a fresh decoder there), C
+        ``textiowrapper_tell`` rewinds the decoder with ``reset()`` and
+        decodes the used part again, so ``newlines`` then names only the
+        kinds in that part. A later replay of the whole chunk would name all
+        of them: the TextIOWrapper goes on by itself instead."""
+        return self._no_cr and self.start == 0 and self.used > 0
 
     def after(self, fn: Any, *, failed: bool) -> None:
         """``fn`` ran on the TextIOWrapper (``failed``: it raised)."""
