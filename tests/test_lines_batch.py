@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import aiofastread
 from aiofastread import _native, _pool
 from aiofastread._bridge import lines
-from tests.conftest import evict, warm
+from tests.conftest import evict, outcome, warm
 
 try:
     import uvloop
@@ -69,13 +69,6 @@ def contents(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + b"\xff" + data[at + 1 :]
     return data
-
-
-def outcome(call: Any) -> tuple[str, Any]:
-    try:
-        return ("ok", call())
-    except Exception as exc:
-        return (type(exc).__name__, str(exc))
 
 
 async def aoutcome(call: Any) -> tuple[str, Any]:

@@ -30,7 +30,7 @@ import aiofastread
 from aiofastread import _native, _pool
 from aiofastread._bridge import direct
 from aiofastread._bridge.direct import direct_for
-from tests.conftest import evict, warm
+from tests.conftest import evict, outcome, warm
 
 try:
     import uvloop
@@ -73,13 +73,6 @@ def contents(draw: st.DrawFn, ascii_only: bool) -> bytes:
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + b"\xe9" + data[at + 1 :]  # a byte ASCII refuses
     return data
-
-
-def outcome(call: Any) -> tuple[str, Any]:
-    try:
-        return ("ok", call())
-    except Exception as exc:
-        return (type(exc).__name__, str(exc))
 
 
 async def aoutcome(call: Any) -> tuple[str, Any]:
