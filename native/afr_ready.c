@@ -31,6 +31,7 @@ typedef struct {
     long long saved_start;
     Py_ssize_t saved_used;
     char saved_short, saved_dirty, saved_known;
+    char saved_bits; /* the text state's newline and ratio flags (AFR_TEXT_BITS) */
 } AfrReady;
 
 static PyTypeObject *afr_ready_type = NULL;
@@ -53,7 +54,7 @@ static int afr_ready_nfree = 0;
 static long long *afr_reader_pos_field(PyObject *reader);
 static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved_start,
                           Py_ssize_t saved_used, char saved_short, char saved_dirty,
-                          char saved_known, long long done_gen);
+                          char saved_known, char saved_bits, long long done_gen);
 
 /* A Ready for `value` (a reference stolen; NULL: an error is set, passed on). */
 static PyObject *afr_ready_new(PyObject *value, PyObject *reader, long long undo_pos,
@@ -88,7 +89,7 @@ static void afr_ready_undo(AfrReady *r)
 {
     if (!r->delivered && r->saved_text != NULL) {
         afr_text_undo(r->reader, r->saved_text, r->saved_start, r->saved_used, r->saved_short,
-                      r->saved_dirty, r->saved_known, r->done_pos);
+                      r->saved_dirty, r->saved_known, r->saved_bits, r->done_pos);
     }
     else if (!r->delivered && r->reader != NULL) {
         long long *pos = afr_reader_pos_field(r->reader);

@@ -1,9 +1,11 @@
 /* The direct text path's hit in C (issue 9: text no slower than binary).
  *
  * aiofastread/_bridge/direct.py serves `seek(int)` + `read(n)` of a text file
- * whose codec decodes a byte to one character with no state (latin-1, ASCII)
- * and that has no newline decoder, from the state a TextIOWrapper would have
- * after those calls (DirectText). In Python a cached 16 KiB read was two
+ * from the state a TextIOWrapper would have after those calls (DirectText),
+ * for the chunks that decode to one character a byte with a fresh decoder:
+ * every chunk of latin-1 with no newline decoder; chunks of pure ASCII of
+ * the other ASCII-compatible codecs (UTF-8: `open(p, "r")`); with a newline
+ * decoder (newline None or ""), chunks with no b"\r". In Python a cached 16 KiB read was two
  * coroutines, the binary reader's pread, a decode and a slice: ~4.4 us
  * against ~2.5 us for binary (docs/benchmarks.md). Here:
  *
@@ -16,16 +18,21 @@
  *   threadpool/text.py), with `read` and `seek` methods: they do what
  *   AsyncTextIOWrapper.read/seek + DirectText.read/seek do in the common
  *   case (the chunk asked for whole, from the page cache: the binary hit
- *   path's rule, afr_rule_allows, and bookkeeping, afr_count_hit), decode
- *   with PyUnicode_DecodeLatin1 / PyUnicode_DecodeASCII (the limited API has
- *   no way to build a str without that copy) and return a Ready
- *   (afr_ready.c). Anything else (several chunks, a miss, a short read,
- *   non-ASCII bytes for ASCII, the C path standing aside) calls the Python
+ *   path's rule, afr_rule_allows, and bookkeeping, afr_count_hit), check
+ *   it (memchr for b"\r" and b"\n" under a newline decoder: `lf` records
+ *   a b"\n" for `newlines`), decode with PyUnicode_DecodeLatin1 /
+ *   PyUnicode_DecodeASCII (the limited API has no way to build a str
+ *   without that copy; the ASCII decode is the ASCII check) and return a
+ *   Ready (afr_ready.c). Anything else (several chunks, a miss, a short
+ *   read, a chunk not for this path, b2cratio not known to be <= 1 for a
+ *   large want, the `async for` batch armed, the C path standing aside)
+ *   calls the Python
  *   method `_read_general(size[, attempt, gen])` / `_seek_general(...)` and
  *   returns its coroutine; a NOWAIT read already made is handed on, never
  *   repeated, as afr_hit.c does;
  * - a Ready dropped or thrown into before it delivered puts the state it
- *   replaced back (invariant 4), unless the state moved since (`gen`).
+ *   replaced back (invariant 4), unless the state moved since (`gen`): the
+ *   flags lf, reset and ratio_ok too (AfrReady.saved_bits).
  *
  * Included after afr_ready.c and afr_hit.c (their statics are used). */
 #ifndef PYPY_VERSION
@@ -46,7 +53,21 @@ typedef struct {
     AfrReader *core;
     PyObject *raw, *lock;
     char short_, known, dirty, enabled, ascii_only;
+    /* The ASCII-compatible codecs (direct.py): no_cr, a newline decoder is
+     * there (newline None or ""): a chunk with b"\r" is not served here;
+     * lf, a chunk served since the TextIOWrapper was brought up to date held
+     * b"\n" (its `newlines` must learn it); reset, a seek to 0 since then
+     * (its `newlines` start again); ratio_ok, TextIOWrapper's b2cratio is
+     * known to be <= 1 (the last chunk decoded was served here or at open);
+     * lines_armed, the `async for` batch is armed (_bridge/lines.py: the
+     * Python path disarms it first). ratio_room: the largest wanted
+     * character count whose chunk is _CHUNK_SIZE whatever b2cratio is. */
+    char no_cr, lf, reset, ratio_ok, lines_armed;
+    long long ratio_room;
 } AfrText;
+
+/* The flags a dropped Ready puts back, packed in its saved_bits. */
+#define AFR_TEXT_BITS(t) ((char)((t)->lf | (t)->reset << 1 | (t)->ratio_ok << 2))
 
 typedef struct {
     PyObject_HEAD
@@ -55,7 +76,7 @@ typedef struct {
 
 static PyTypeObject *afr_text_type, *afr_text_file_type;
 static PyObject *afr_str_text_read_general, *afr_str_text_read_any, *afr_str_text_seek_general, *afr_str_busy,
-    *afr_str_closed, *afr_empty_str;
+    *afr_str_closed, *afr_str_chunk_ok, *afr_empty_str;
 static unsigned long long afr_text_reads = 0; /* reads served here (tests count them) */
 
 /* A scratch buffer for the chunk's bytes (the GIL is held from the read to
@@ -191,6 +212,12 @@ static PyMemberDef afr_text_members[] = {
     {"short", T_BOOL, offsetof(AfrText, short_), 0, NULL},
     {"_chunk_size", T_LONGLONG, offsetof(AfrText, chunk_size), 0, NULL},
     {"_ascii_only", T_BOOL, offsetof(AfrText, ascii_only), 0, NULL},
+    {"_no_cr", T_BOOL, offsetof(AfrText, no_cr), 0, NULL},
+    {"_ratio_room", T_LONGLONG, offsetof(AfrText, ratio_room), 0, NULL},
+    {"lf", T_BOOL, offsetof(AfrText, lf), 0, NULL},
+    {"reset", T_BOOL, offsetof(AfrText, reset), 0, NULL},
+    {"ratio_ok", T_BOOL, offsetof(AfrText, ratio_ok), 0, NULL},
+    {"lines_armed", T_BOOL, offsetof(AfrText, lines_armed), 0, NULL},
     {"gen", T_LONGLONG, offsetof(AfrText, gen), READONLY, "moves with every change"},
     {NULL, 0, 0, 0, NULL},
 };
@@ -220,7 +247,7 @@ static PyType_Slot afr_text_slots[] = {
 /* A dropped Ready's undo (afr_ready.c): the state it replaced, back. */
 static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved_start,
                           Py_ssize_t saved_used, char saved_short, char saved_dirty,
-                          char saved_known, long long done_gen)
+                          char saved_known, char saved_bits, long long done_gen)
 {
     AfrText *t = (AfrText *)state;
     if (t->gen != done_gen)
@@ -232,6 +259,9 @@ static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved
     t->short_ = saved_short;
     t->dirty = saved_dirty;
     t->known = saved_known;
+    t->lf = saved_bits & 1;
+    t->reset = (saved_bits >> 1) & 1;
+    t->ratio_ok = (saved_bits >> 2) & 1;
     t->gen++;
 }
 
@@ -239,7 +269,7 @@ static void afr_text_undo(PyObject *state, PyObject *saved_text, long long saved
  * given; the change counted in gen. */
 static PyObject *afr_text_ready(PyObject *value, AfrText *t, PyObject *old_text,
                                 long long old_start, Py_ssize_t old_used, char old_short,
-                                char old_dirty, char old_known)
+                                char old_dirty, char old_known, char old_bits)
 {
     AfrReady *r = (AfrReady *)afr_ready_new(value, NULL, 0, 0);
     if (r == NULL)
@@ -254,6 +284,7 @@ static PyObject *afr_text_ready(PyObject *value, AfrText *t, PyObject *old_text,
     r->saved_short = old_short;
     r->saved_dirty = old_dirty;
     r->saved_known = old_known;
+    r->saved_bits = old_bits;
     return (PyObject *)r;
 }
 
@@ -344,16 +375,28 @@ static int afr_text_free(AfrText *t)
     return closed < 0 ? -1 : !closed;
 }
 
-/* The chunk's characters from its bytes; NULL without an error set: not
- * ASCII for the ASCII codec (the general path then). */
-static PyObject *afr_text_decode(AfrText *t, const char *buf, Py_ssize_t n)
+/* The chunk's characters from its bytes; NULL without an error set when
+ * they are not for this path (direct.py, DirectText._read_chunks): not ASCII
+ * for a codec other than latin-1, or a b"\r" under a newline decoder (it
+ * translates it, and may hold it for the next chunk). Pure ASCII with no
+ * b"\r" decodes to the same characters under every codec, error handler
+ * and newline setting taken, leaving the decoder fresh. *lf: they hold
+ * b"\n" (looked for only under a newline decoder, while not known yet). */
+static PyObject *afr_text_decode(AfrText *t, const char *buf, Py_ssize_t n, char *lf)
 {
     PyObject *s;
-    if (!t->ascii_only)
-        return PyUnicode_DecodeLatin1(buf, n, NULL);
-    s = PyUnicode_DecodeASCII(buf, n, "strict");
-    if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
-        PyErr_Clear();
+    if (t->no_cr && memchr(buf, '\r', (size_t)n) != NULL)
+        return NULL;
+    if (!t->ascii_only) {
+        s = PyUnicode_DecodeLatin1(buf, n, NULL);
+    }
+    else {
+        s = PyUnicode_DecodeASCII(buf, n, "strict");
+        if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+            PyErr_Clear();
+    }
+    if (s != NULL && t->no_cr && !t->lf)
+        *lf = memchr(buf, '\n', (size_t)n) != NULL;
     return s;
 }
 
@@ -365,14 +408,15 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
     PyObject *old_text, *text, *piece, *result, *attempt, *gen_obj;
     long long size, remaining, end, chunk;
     Py_ssize_t len, avail;
-    char *buf;
+    char *buf, lf = 0;
     long n;
     int free_;
     if (nargs != 1 || kwnames != NULL) /* AsyncTextIOWrapper.read: its defaults, its errors */
         return afr_text_call_py(self, afr_str_text_read_any, args, nargs, kwnames);
     if (t == NULL || !afr_c_on())
         return PyObject_CallMethodObjArgs(self, afr_str_text_read_general, args[0], NULL);
-    if (!afr_int_in(args[0], 1, AFR_INLINE_MAX, &size) || !t->known || !t->enabled)
+    if (!afr_int_in(args[0], 1, AFR_INLINE_MAX, &size) || !t->known || !t->enabled ||
+        t->lines_armed)
         return PyObject_CallMethodObjArgs(self, afr_str_text_read_general, args[0], NULL);
     free_ = afr_text_free(t);
     if (free_ <= 0)
@@ -392,13 +436,16 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
         t->dirty = 1;
         t->gen++;
         afr_text_reads++;
-        return afr_text_ready(piece, t, old_text, t->start, used, t->short_, dirty, 1);
+        return afr_text_ready(piece, t, old_text, t->start, used, t->short_, dirty, 1,
+                              AFR_TEXT_BITS(t));
     }
     /* textiowrapper_read_chunk: the next chunk, of max(_CHUNK_SIZE, wanted). */
     remaining = size - avail;
     end = t->start + len;
     chunk = remaining < t->chunk_size ? t->chunk_size : remaining;
-    if (chunk > AFR_INLINE_MAX || end > LLONG_MAX - AFR_INLINE_MAX ||
+    /* That is the chunk only while b2cratio <= 1, or small enough a want
+     * (DirectText.read). */
+    if ((!t->ratio_ok && remaining > t->ratio_room) || chunk > AFR_INLINE_MAX || end > LLONG_MAX - AFR_INLINE_MAX ||
         !afr_rule_allows(t->core->h, chunk, end))
         return PyObject_CallMethodObjArgs(self, afr_str_text_read_general, args[0], NULL);
     if ((size_t)chunk <= afr_text_cap) {
@@ -418,14 +465,16 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
     }
     afr_hit_syscalls++;
     n = afr_pread_flags(t->core->h->fd, buf, (size_t)chunk, end, RWF_NOWAIT);
-    if (n == chunk) {
-        text = afr_text_decode(t, buf, (Py_ssize_t)chunk);
+    text = n == chunk ? afr_text_decode(t, buf, (Py_ssize_t)chunk, &lf) : NULL;
+    if (text == NULL && PyErr_Occurred()) {
         if (buf != afr_text_buf)
             PyMem_Free(buf);
-        if (text == NULL) /* an error, or ASCII refused: the general path */
-            return PyErr_Occurred() ? NULL
-                                    : PyObject_CallMethodObjArgs(
-                                          self, afr_str_text_read_general, args[0], NULL);
+        return NULL;
+    }
+    if (text != NULL) {
+        char old_bits = AFR_TEXT_BITS(t);
+        if (buf != afr_text_buf)
+            PyMem_Free(buf);
         if (afr_count_hit(t->core->h, end + chunk, chunk) < 0) {
             Py_DECREF(text);
             return NULL;
@@ -444,7 +493,8 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
             Py_DECREF(text);
             return NULL;
         }
-        result = afr_text_ready(piece, t, old_text, t->start, t->used, t->short_, t->dirty, 1);
+        result = afr_text_ready(piece, t, old_text, t->start, t->used, t->short_, t->dirty, 1,
+                                old_bits);
         if (result == NULL) {
             Py_DECREF(text);
             return NULL;
@@ -454,13 +504,17 @@ static PyObject *afr_text_file_read(PyObject *self, PyObject *const *args, Py_ss
         t->used = (Py_ssize_t)remaining;
         t->short_ = 0;
         t->dirty = 1;
+        t->ratio_ok = 1; /* an ASCII chunk: b2cratio 1 */
+        if (lf)
+            t->lf = 1;
         t->gen++;
         ((AfrReady *)result)->done_pos = t->gen;
         afr_text_reads++;
         return result;
     }
-    /* A miss or a short read: the general path goes on from this answer
-     * (-errno, or the cached prefix), without a second NOWAIT try. */
+    /* A miss, a short read, or bytes not for this path: the general path
+     * goes on from this answer (-errno, or the bytes read), without a
+     * second NOWAIT try. */
     attempt = n < 0 ? PyLong_FromLong(n) : PyBytes_FromStringAndSize(buf, n);
     if (buf != afr_text_buf)
         PyMem_Free(buf);
@@ -482,10 +536,10 @@ static PyObject *afr_text_file_seek(PyObject *self, PyObject *const *args, Py_ss
                                     PyObject *kwnames)
 {
     AfrText *t = ((AfrTextFile *)self)->direct;
-    PyObject *old_text, *result;
+    PyObject *old_text, *result, *v;
     long long cookie, whence = 0;
-    int free_;
-    if (nargs < 1 || nargs > 2 || kwnames != NULL || t == NULL || !t->enabled ||
+    int free_, ratio_ok;
+    if (nargs < 1 || nargs > 2 || kwnames != NULL || t == NULL || !t->enabled || t->lines_armed ||
         !afr_int_in(args[0], 0, AFR_TRUSTED_SEEK_MAX, &cookie) ||
         (nargs == 2 && !afr_int_in(args[1], 0, 0, &whence)))
         return afr_text_call_py(self, afr_str_text_seek_general, args, nargs, kwnames);
@@ -493,10 +547,20 @@ static PyObject *afr_text_file_seek(PyObject *self, PyObject *const *args, Py_ss
     if (free_ <= 0)
         return free_ < 0 ? NULL
                          : afr_text_call_py(self, afr_str_text_seek_general, args, nargs, kwnames);
+    ratio_ok = t->ratio_ok;
+    if (!t->known) { /* DirectText.seek: b2cratio as the raw saw the last chunk */
+        v = PyObject_GetAttr(t->raw, afr_str_chunk_ok);
+        if (v == NULL)
+            return NULL;
+        ratio_ok = PyObject_IsTrue(v);
+        Py_DECREF(v);
+        if (ratio_ok < 0)
+            return NULL;
+    }
     old_text = t->text != NULL ? t->text : afr_empty_str;
     Py_INCREF(args[0]);
-    result =
-        afr_text_ready(args[0], t, old_text, t->start, t->used, t->short_, t->dirty, t->known);
+    result = afr_text_ready(args[0], t, old_text, t->start, t->used, t->short_, t->dirty,
+                            t->known, AFR_TEXT_BITS(t));
     if (result == NULL)
         return NULL;
     /* DirectText.seek: known, and the TextIOWrapper behind. (Undone, known
@@ -508,6 +572,11 @@ static PyObject *afr_text_file_seek(PyObject *self, PyObject *const *args, Py_ss
     t->used = 0;
     t->short_ = 0;
     t->known = t->dirty = 1;
+    t->ratio_ok = (char)ratio_ok;
+    if (cookie == 0) { /* the newline decoder's reset (DirectText.seek) */
+        t->reset = 1;
+        t->lf = 0;
+    }
     t->gen++;
     ((AfrReady *)result)->done_pos = t->gen;
     return result;
@@ -561,6 +630,7 @@ static int afr_text_add(PyObject *d)
     AFR_TEXT_STR(afr_str_text_read_any, "_read_any");
     AFR_TEXT_STR(afr_str_busy, "busy");
     AFR_TEXT_STR(afr_str_closed, "closed");
+    AFR_TEXT_STR(afr_str_chunk_ok, "chunk_ok");
     AFR_TEXT_STR(afr_empty_str, "");
     if (afr_hit_add_type(d, "TextCore", &afr_text_type, &afr_text_spec) < 0 ||
         afr_hit_add_type(d, "TextFileCore", &afr_text_file_type, &afr_text_file_spec) < 0)

@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from blockbuster import BlockBuster, BlockBusterFunction
@@ -277,6 +278,15 @@ def evict(path: Path) -> None:
 
 def open_fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    """``call()``'s result, or its exception's type name and message: what a
+    differential test compares with CPython's."""
+    try:
+        return ("ok", call())
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
 
 
 async def until(

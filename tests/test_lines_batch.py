@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 import aiofastread
 from aiofastread import _native, _pool
 from aiofastread._bridge import lines
-from tests.conftest import evict, warm
+from tests.conftest import evict, outcome, warm
 
 try:
     import uvloop
@@ -69,13 +69,6 @@ def contents(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + b"\xff" + data[at + 1 :]
     return data
-
-
-def outcome(call: Any) -> tuple[str, Any]:
-    try:
-        return ("ok", call())
-    except Exception as exc:
-        return (type(exc).__name__, str(exc))
 
 
 async def aoutcome(call: Any) -> tuple[str, Any]:
@@ -246,6 +239,63 @@ def test_lines_batch_examples(data_dir: Path, loop_name: str, seq: list[Any]) ->
     check_sequence(loop_name, data_dir / "t.txt", sample(9000), kwargs, seq, cold=False)
 
 
+def lf_file_with_one_crlf(crlf_chunk: int, chunks: int) -> bytes:
+    """ASCII lines of 64 bytes (128 to a chunk: every chunk boundary is clean)
+    ending in "\n", but one ending in "\r\n" in chunk ``crlf_chunk``."""
+    out = []
+    for i in range(chunks * 128):
+        line = f"{i:06d}".ljust(63, "x").encode()
+        if i == crlf_chunk * 128 + 50:
+            out.append(line[:62] + b"\r\n")
+        else:
+            out.append(line + b"\n")
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@pytest.mark.parametrize("crlf_chunk", [1, 9, 14])
+def test_newline_kinds_of_skipped_chunks(data_dir: Path, loop_name: str, crlf_chunk: int) -> None:
+    """A "\r\n" in a chunk that the replay's shortcut would skip: newlines
+    must still name it (the shortcut is not taken then), as CPython's does."""
+    data = lf_file_with_one_crlf(crlf_chunk, chunks=20)
+    seq = [
+        ("iter", 128 * 8 + 5),  # into the second 64 KiB refill: a first replay
+        ("newlines",),
+        ("iter", 128 * 8),  # through chunk 16: a replay ending in chunk 15 or 16
+        ("newlines",),
+        ("tell",),
+        ("iter", 600),
+        ("newlines",),
+    ]
+    kwargs = {"mode": "r", "encoding": "utf-8", "newline": None}
+    check_sequence(loop_name, data_dir / "t.txt", data, kwargs, seq, cold=False)
+
+
+@pytest.mark.parametrize("loop_name", list(LOOPS))
+@pytest.mark.parametrize("newline", [None, "\n"])
+@pytest.mark.parametrize("across", [b"\xc3\xa9", b"\r\n", b"\rx"])
+def test_replay_across_a_pending_boundary(
+    data_dir: Path, loop_name: str, newline: str | None, across: bytes
+) -> None:
+    """Chunk 10 starts in the middle of something the decoder stack holds
+    pending (a character's bytes, a "\r" waiting for its "\n"): a replay
+    that ends in chunk 10 must read chunks 9 and 10 in order, as CPython's
+    readline does, not chunk 10 alone."""
+    data = bytearray(b"x" * 31 + b"\n" + lf_file_with_one_crlf(-1, chunks=20))
+    at = 10 * 8192 - 1  # the middle of a line: the first one is 32 bytes
+    data[at : at + len(across)] = across
+    seq = [
+        ("iter", 128 * 8 + 5),  # into the second refill: the first replay
+        ("iter", 128 * 2),  # into chunk 10
+        ("tell",),  # a replay ending in chunk 10
+        ("read", 70),
+        ("newlines",),
+        ("buffer_tell",),
+    ]
+    kwargs = {"mode": "r", "encoding": "utf-8", "newline": newline}
+    check_sequence(loop_name, data_dir / "t.txt", bytes(data), kwargs, seq, cold=False)
+
+
 @pytest.mark.parametrize("errors", ["strict", "replace"])
 async def test_decode_error_at_cpythons_line(data_dir: Path, errors: str) -> None:
     """An invalid byte 3 chunks in: the lines before it come from the batch,
@@ -274,6 +324,7 @@ async def test_lines_served_by_the_batch(data_dir: Path) -> None:
     with open(path, encoding="utf-8") as f:
         want = f.readlines()
     blocks, finishes = lines.COUNTERS.blocks, lines.COUNTERS.finishes
+    shortcuts = lines.COUNTERS.shortcuts
     async with aiofastread.open(path, encoding="utf-8") as f:
         batch = f._runner.batch
         assert batch is not None
@@ -286,6 +337,9 @@ async def test_lines_served_by_the_batch(data_dir: Path) -> None:
         assert lines.COUNTERS.blocks - blocks == -(-len(data) // 65536)
         assert lines.COUNTERS.finishes - finishes == 1  # the chunk at EOF: per line
         assert pooled == 0
+        # Once the TextIOWrapper has seen every newline kind (the first replay),
+        # a replay reads only its last chunk where the chunk before ends clean.
+        assert lines.COUNTERS.shortcuts - shortcuts >= 1
     async with aiofastread.open(path, encoding="utf-8") as f:
         syncs = lines.COUNTERS.syncs
         n = 0
@@ -311,7 +365,7 @@ async def test_lines_served_by_the_batch(data_dir: Path) -> None:
         ({"encoding": "utf-8", "newline": "\n"}, True),
         ({"encoding": "cp1252", "errors": "replace"}, True),
         ({"encoding": "latin-1"}, True),
-        ({"encoding": "latin-1", "newline": "\n"}, False),  # the direct path's
+        ({"encoding": "latin-1", "newline": "\n"}, True),  # beside the direct path
         ({"encoding": "utf-8", "newline": ""}, False),
         ({"encoding": "utf-8", "newline": "\r\n"}, False),
         ({"encoding": "utf-8", "errors": "ignore"}, False),

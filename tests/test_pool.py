@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
 
-from aiofastread._pool import MissPool
+from aiofastread._pool import DaemonThreadPool, MissPool
 
 
-def blocker(gate: threading.Event, value: int) -> int:
+def blocker(gate: threading.Event, value: int, running: threading.Event | None = None) -> int:
+    if running is not None:
+        running.set()
     gate.wait(30)
     return value
+
+
+async def until_running(running: threading.Event) -> None:
+    """Until a pool thread runs the job (a worker starts without the loop
+    waiting for it: the job may still be queued when its awaiter moves on)."""
+    await asyncio.to_thread(running.wait, 30)
+    assert running.is_set(), "the job never ran"
 
 
 async def settle(pool: MissPool, in_flight: int, waiting: int) -> None:
@@ -43,8 +53,10 @@ async def test_cancelled_waiter_gives_up_its_place_and_running_job_keeps_its_slo
     pool = MissPool(max_workers=1, max_in_flight=1)
     gate = threading.Event()
     try:
-        running = asyncio.ensure_future(pool.run(blocker, gate, 1))
+        started = threading.Event()
+        running = asyncio.ensure_future(pool.run(blocker, gate, 1, started))
         waiting = asyncio.ensure_future(pool.run(blocker, gate, 2))
+        await until_running(started)
         await settle(pool, in_flight=1, waiting=1)
         waiting.cancel()
         running.cancel()  # its thread is busy: the slot stays taken
@@ -63,7 +75,11 @@ async def test_undoable_result_is_undone_when_awaiter_leaves() -> None:
     gate = threading.Event()
     undone: list[int] = []
     try:
-        task = asyncio.ensure_future(pool.run_undoable(blocker, gate, 7, undo=undone.append))
+        started = threading.Event()
+        task = asyncio.ensure_future(
+            pool.run_undoable(blocker, gate, 7, started, undo=undone.append)
+        )
+        await until_running(started)
         await settle(pool, in_flight=1, waiting=0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -127,3 +143,23 @@ def test_pool_outlives_a_closed_loop() -> None:
 def test_bad_limits_are_refused(kwargs: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error, match="max_"):
         MissPool(**kwargs)  # type: ignore[arg-type]
+
+
+def test_submit_does_not_wait_for_a_new_worker_to_start() -> None:
+    """DaemonThreadPool.submit runs on the loop: starting a worker must not
+    wait for it to be scheduled (threading.Thread.start does: 4-6 ms on a
+    loaded VM). With a switch interval of 100 s this thread keeps the GIL
+    until it blocks, so a worker that ran before submit returned could only
+    have run because submit waited for it."""
+    pool = DaemonThreadPool(max_workers=1, thread_name_prefix="afr-test")
+    ran: list[str] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(100)
+    try:
+        future = pool.submit(lambda: ran.append(threading.current_thread().name))
+        assert ran == []  # the worker has not run a line yet
+        future.result(30)  # blocks: the worker takes the GIL and runs the job
+    finally:
+        sys.setswitchinterval(interval)
+        pool.shutdown(wait=True)
+    assert ran == ["afr-test_0"]

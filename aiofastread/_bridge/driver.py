@@ -153,11 +153,16 @@ class Bridge:
             if not raw.line_fits(chunk) and not (raw.extend_inline() and raw.line_fits(chunk)):
                 return None
             raw.fits_at = raw._pos
-        if direct is not None:
-            direct.known = False  # the TextIOWrapper reads on: its state is its own
         # Served from the window: nothing here may block (tests: blockbuster
         # flags any blocking call under this frame on the loop).
-        return self.file.readline(size)
+        if direct is None:
+            return self.file.readline(size)
+        direct.lose()  # the TextIOWrapper reads on: its state is its own
+        try:
+            return self.file.readline(size)
+        except BaseException:
+            raw.chunk = None  # (DirectText.after)
+            raise
 
     def leave_direct(self) -> None:
         """No more direct seek/read: the TextIOWrapper is about to be used
@@ -168,16 +173,29 @@ class Bridge:
         direct = self.direct
         if direct is None:
             return
-        direct.enabled = direct.known = False
+        direct.leave()
         if not self.lock.busy:  # else the operation in flight is followed by a sync
             direct.sync()
 
     def sync_lines(self) -> None:
-        """Bring the TextIOWrapper up to date with the lines handed out, for
-        a read of its state (``newlines``); the batch goes on after."""
+        """Bring the TextIOWrapper up to date with the lines handed out and
+        the direct path's reads, for a read of its state (``newlines``); both
+        go on after."""
         batch = self.batch
         if batch is not None:
             batch.sync()  # (a no-op while an operation is in flight: it did)
+        direct = self.direct
+        if direct is not None and not self.lock.busy:  # (else: followed by a sync)
+            direct.sync()
+
+    def take_over(self) -> None:
+        """A seek or read of the direct path is about to run: the line batch,
+        if armed, brings the TextIOWrapper up to date with its lines and
+        stops (it describes the TextIOWrapper from a clean state on, which
+        the direct path's calls leave behind; ``LineBatch.rearm`` after)."""
+        batch = self.batch
+        if batch is not None and batch.armed:
+            batch.hide(keep=False)
 
     async def close(self) -> None:
         try:
@@ -197,7 +215,13 @@ _STATE_KEEPING: Final = frozenset(
 def _after_sync(direct: DirectText, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     """``fn(*args)`` on a TextIOWrapper the direct path has brought up to date."""
     direct.before(fn)
-    return fn(*args)
+    try:
+        out = fn(*args)
+    except BaseException:
+        direct.after(fn, failed=True)
+        raise
+    direct.after(fn, failed=False)
+    return out
 
 
 async def _resume(g: Worker, request: Request) -> bool:

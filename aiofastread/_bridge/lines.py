@@ -34,8 +34,17 @@ the chunk logic is the same). ``b2cratio`` after a seek is what the last
 chunk left (bounded by ~4 for the codecs and handlers taken here: "ignore"
 is not, its dropped bytes could make a hint exceed a chunk). The replay runs
 at each refill too, so only the chunks of the line in progress stay ahead.
+Most replays read only their last chunk, after a seek to it
+(``_sync_last_chunk``: when the decoder stack is fresh there and the
+TextIOWrapper already knows every newline kind the skipped chunks hold):
+one chunk decoded twice per refill instead of all of them.
 tests/test_lines_batch.py checks it against ``io.open`` (hypothesis, random
 operations and files).
+
+The direct text path (_bridge/direct: ``seek`` + ``read`` without the
+TextIOWrapper) may serve the same file: ``lines_armed`` on it says the batch
+is armed, and its seek/read disarm the batch first (``Bridge.take_over``);
+after a direct seek, the next ``async for`` arms it again there (``_rearm``).
 """
 
 from __future__ import annotations
@@ -57,16 +66,29 @@ BLOCK_CHUNKS: Final = 8
 # A line in progress longer than this (characters) ends the batch: the per-
 # line path keeps only its own copy of it.
 CARRY_MAX: Final = 1 << 20
+# getstate() of a decoder stack with nothing pending (codecs' incremental
+# decoders, and IncrementalNewlineDecoder: flag 0 = no "\r" pending).
+_FRESH: Final = (b"", 0)
+
+
+def _kinds(newlines: object) -> set[object]:
+    """The newline kinds a ``newlines`` value names (None, a str, a tuple)."""
+    if newlines is None:
+        return set()
+    if isinstance(newlines, tuple):
+        return set(newlines)
+    return {newlines}
 
 
 class Counters:
     """Batch events that tests assert on (process-wide)."""
 
-    __slots__ = ("blocks", "finishes", "syncs")
+    __slots__ = ("blocks", "finishes", "shortcuts", "syncs")
 
     def __init__(self) -> None:
         self.blocks = 0  # refills that decoded at least one chunk
         self.syncs = 0  # replays into the TextIOWrapper
+        self.shortcuts = 0  # replays that read only the last chunk (_sync_last_chunk)
         self.finishes = 0  # batches handed over to the per-line path
 
 
@@ -109,7 +131,7 @@ def batch_for(bridge: Bridge, newline: str | None) -> LineBatch | None:
     """The line batch of a bridged text file, or None when its settings (or
     its mode) need the per-line path."""
     file = bridge.file
-    if not bridge.text or not bridge.lines or bridge.direct is not None:
+    if not bridge.text or not bridge.lines:
         return None
     if newline is not None and newline != "\n":
         return None
@@ -140,7 +162,10 @@ class LineBatch(_LinesCore):
     ``_avail`` how many it still holds decoded; ``_counts`` are the
     characters of the chunks decoded here and not by it, whose bytes are
     ``_ahead``, from the raw's position on; ``_next`` is the next chunk's
-    offset.
+    offset. Per chunk of ``_counts`` too: ``_clean``, whether the decoder
+    stack was in its fresh state before it (nothing pending: no partial
+    character, no "\r" waiting for its "\n"), and ``_seen``, the decoder's
+    ``newlines`` after it (universal newlines only).
     """
 
     __slots__ = (
@@ -149,6 +174,7 @@ class LineBatch(_LinesCore):
         "_base",
         "_bridge",
         "_chunk",
+        "_clean",
         "_counts",
         "_dec",
         "_ended",
@@ -157,6 +183,7 @@ class LineBatch(_LinesCore):
         "_next",
         "_raw",
         "_rest",
+        "_seen",
         "_tw_chars",
         "_universal",
         "armed",
@@ -188,16 +215,45 @@ class LineBatch(_LinesCore):
         self._rest, self._hidden = "", False
         self._base = self._tw_chars = self._avail = 0
         self._counts: list[int] = []
+        self._clean: list[bool] = []
+        self._seen: list[object] = []
         self._ahead = bytearray()
         self._next = pos
         self._ended = False
         self.armed = True
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lines_armed = True  # its seek/read disarm this first
+
+    def _rearm(self) -> None:
+        """Arm where the direct path (_bridge/direct) left the file, if that
+        is a clean state: right after its seek, nothing read since. (A seek
+        of the direct path disarmed the batch; bringing the TextIOWrapper up
+        to date is then its seek, which leaves it clean.)"""
+        bridge = self._bridge
+        direct = bridge.direct
+        if (
+            direct is None
+            or not self.enabled
+            or not direct.known
+            or direct.text
+            or bridge.lock.busy
+            or self._raw.closed
+        ):
+            return
+        direct.sync()
+        self.after_seek(direct.start, 0)
 
     def _disarm(self) -> None:
         self.armed = False
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lines_armed = False
         self._text, self._pos = "", 0
         self._rest, self._hidden = "", False
         self._counts = []
+        self._clean = []
+        self._seen = []
         self._ahead = bytearray()
         self._dec = None
         self._ended = True
@@ -262,8 +318,9 @@ class LineBatch(_LinesCore):
         if need <= 0:
             return
         COUNTERS.syncs += 1
+        if need > self._avail and self._sync_last_chunk(handed, need - self._avail):
+            return
         raw = self._raw
-        chunk = self._chunk
         counts = self._counts
         # The bytes the TextIOWrapper reads next are the chunks decoded here:
         # from the window, as they were (the raw has not moved since).
@@ -289,8 +346,60 @@ class LineBatch(_LinesCore):
                 need -= 1
         self._tw_chars = handed
         self._avail = avail
-        del counts[:used]
-        del self._ahead[: used * chunk]
+        self._forget_chunks(used)
+
+    def _sync_last_chunk(self, handed: int, rest: int) -> bool:
+        """``sync`` by reading only the chunk that holds the last character
+        handed out, when that leaves the TextIOWrapper as the whole replay
+        would (then True). ``rest``: the characters to take past those it
+        holds decoded.
+
+        Reading chunk j after ``seek(its offset)`` instead of chunks 0..j
+        after one another: the seek (an int cookie, not 0: no reset) puts
+        the decoder stack in its fresh state, which is the state it would
+        have before chunk j if it was fresh there (``_clean``); the chunk is
+        read with the same ``read(1)`` (so the same size, the same raw read),
+        decoded to the same characters, leaves the same snapshot, the same
+        ``b2cratio`` (chunk j's) and the same buffer and raw positions. The
+        one thing the skipped chunks would have left is ``newlines``: the
+        newline kinds they held (the decoder's ``seennl``, kept across such a
+        seek). So the shortcut is taken only when the TextIOWrapper has seen
+        every kind ``_seen`` says the chunks up to j hold. Saves re-decoding
+        all but one chunk at every refill: ~50 of ~185 ns a line
+        (docs/performance.md, "Lines").
+        """
+        counts = self._counts
+        j, before = 0, 0
+        while before + counts[j] < rest:
+            before += counts[j]
+            j += 1
+        if j == 0 or not self._clean[j]:
+            return False  # chunk 0 is read next anyway; or state pending there
+        file = self._file
+        if self._universal and not _kinds(self._seen[j]) <= _kinds(file.newlines):
+            return False
+        raw = self._raw
+        chunk = self._chunk
+        start = raw._pos + j * chunk
+        # The same bytes the chunks are (no I/O): from chunk j on, as they were.
+        raw._set_window(start, bytes(self._ahead[j * chunk :]))
+        file.seek(start)
+        file.read(1)  # a size hint of 1 character: one _CHUNK_SIZE chunk
+        used = rest - before
+        if used > 1:
+            file.read(used - 1)  # from the chunk decoded: no more reads
+        COUNTERS.shortcuts += 1
+        self._tw_chars = handed
+        self._avail = counts[j] - used
+        self._forget_chunks(j + 1)
+        return True
+
+    def _forget_chunks(self, n: int) -> None:
+        """The first ``n`` chunks are the TextIOWrapper's now."""
+        del self._counts[:n]
+        del self._clean[:n]
+        del self._seen[:n]
+        del self._ahead[: n * self._chunk]
 
     # -- refills -------------------------------------------------------------------
 
@@ -299,6 +408,9 @@ class LineBatch(_LinesCore):
         any was (else the batch has ended: EOF, a miss, a decode error)."""
         if self._ended:
             return False
+        direct = self._bridge.direct
+        if direct is not None:
+            direct.lose()  # the lines handed out move the TextIOWrapper on
         self.sync()  # the TextIOWrapper catches up: only the carry stays ahead
         pos = self._pos
         rest = self._text[pos:]
@@ -322,11 +434,14 @@ class LineBatch(_LinesCore):
         if not full:
             self._ended = True
             return False
-        decode = self._dec.decode
+        dec = self._dec
+        decode, getstate = dec.decode, dec.getstate
+        universal = self._universal
         view = memoryview(data)
         parts = [rest]
-        counts = self._counts
+        counts, clean, seen = self._counts, self._clean, self._seen
         for off in range(0, full, chunk):
+            fresh = getstate() == _FRESH
             try:
                 text = decode(view[off : off + chunk])
             except Exception:
@@ -336,6 +451,8 @@ class LineBatch(_LinesCore):
                 full = off
                 break
             counts.append(len(text))
+            clean.append(fresh)
+            seen.append(dec.newlines if universal else None)
             parts.append(text)
         if not full:
             return False
@@ -348,6 +465,8 @@ class LineBatch(_LinesCore):
     async def _more(self) -> str:
         """``__anext__`` when the decoded text has no whole line left."""
         bridge = self._bridge
+        if not self.armed:
+            self._rearm()
         while self.armed and not bridge.lock.busy:
             if self._hidden:  # the operation that hid the lines is over
                 self._text, self._pos = self._rest, 0

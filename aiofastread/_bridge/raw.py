@@ -81,6 +81,14 @@ class BridgeRaw(io.RawIOBase):
         # _bridge/direct replays reads into the layers above from the window,
         # whose ``eof`` then stands for what the original read found.
         self.replaying = False
+        # For _bridge/direct (a text file with a ratio to learn): where the
+        # last chunk handed to readinto lies (what TextIOWrapper decodes,
+        # through BufferedReader.read1 on its empty buffer), (offset, size),
+        # None if unknown; ``chunk_check`` judges a chunk's bytes
+        # (``chunk_ok``). Judged when asked, from the window: a check at
+        # every readinto cost ~0.5 us a chunk (bench/lines.py).
+        self.chunk_check: Callable[[bytes], bool] | None = None
+        self.chunk: tuple[int, int] | None = (pos, 0)  # none yet: b2cratio 0
 
     # -- attributes (FileIO's) -------------------------------------------------
 
@@ -139,7 +147,27 @@ class BridgeRaw(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = writable_view(buffer, "readinto")
         self._check_readable()
-        return self._read_into(view)
+        start = self._pos
+        n = self._read_into(view)
+        if self.chunk_check is not None:
+            self.chunk = (start, n)
+        return n
+
+    @property
+    def chunk_ok(self) -> bool:
+        """Whether the last chunk readinto handed out is known, still in the
+        window, and passes ``chunk_check`` (False when unsure)."""
+        chunk, check = self.chunk, self.chunk_check
+        if chunk is None or check is None:
+            return False
+        start, n = chunk
+        if not n:
+            return True  # an empty chunk: b2cratio 0
+        win = self._win
+        off = start - win.start
+        if off < 0 or off + n > len(win.data):
+            return False
+        return check(win.data[off : off + n])
 
     def read(self, size: int | None = -1) -> bytes:
         n = check_limit(size)

@@ -50,7 +50,13 @@ class Runner(Protocol):
         ...
 
     def sync_lines(self) -> None:
-        """Bring the file up to date with the lines ``async for`` took."""
+        """Bring the file up to date with the lines ``async for`` took and
+        the direct path's reads."""
+        ...
+
+    def take_over(self) -> None:
+        """The direct text path is about to seek or read: ``async for``'s
+        lines decoded ahead stop."""
         ...
 
     @property
@@ -93,6 +99,9 @@ class PoolRunner:
         pass
 
     def sync_lines(self) -> None:
+        pass
+
+    def take_over(self) -> None:
         pass
 
     @property

@@ -54,10 +54,12 @@ class AsyncTextIOWrapper(AsyncBase[str]):
     ) -> str:
         """``read``; with the compiled module also what DirectTextIOWrapper's
         C ``read`` hands on (``attempt`` and ``gen``: DirectText.read's)."""
-        direct = self._runner.direct
+        runner = self._runner
+        direct = runner.direct
         if direct is not None and type(size) is int and size > 0 and direct.known:
-            lock = self._runner.lock
+            lock = runner.lock
             if not lock.busy and not direct.raw.closed:
+                runner.take_over()  # the `async for` batch steps aside
                 lock.busy = True
                 try:
                     text = await direct.read(size, attempt, gen)
@@ -84,6 +86,7 @@ class AsyncTextIOWrapper(AsyncBase[str]):
         runner = self._runner
         direct = runner.direct
         if takes_seek(direct, cookie, whence) and not runner.lock.busy:
+            runner.take_over()  # the `async for` batch steps aside
             direct.seek(cookie)  # type: ignore[union-attr]
             return cookie
         pos = await self._run(self._file.seek, cookie, whence)
