@@ -730,6 +730,8 @@ class AsyncBufferedReader(_ReaderCore, _PythonReader):
     """
 
 
+_native.adopt_reader_methods(AsyncBufferedReader)
+
 _native.bind_hit_path(
     POLICY,
     _BUDGET,

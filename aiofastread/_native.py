@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -224,7 +225,7 @@ def bind_hit_path(*objects: object) -> None:
     the Python hit path's six methods (taken when the C path stands aside)."""
     if _hit is not None:
         *state, paths = objects
-        _hit["bind"](*state, sys.modules[__name__], paths)
+        _hit["bind"](*state, paths)
 
 
 def text_reads() -> int:
@@ -237,12 +238,44 @@ def hit_syscalls() -> int:
     return int(_hit["hit_syscalls"]()) if _hit is not None else 0
 
 
+def adopt_reader_methods(cls: type) -> None:
+    """Make ReaderCore's C methods ``cls``'s own (a subclass of it): CPython
+    specialises a call of a C method only on an object of exactly the
+    method's type (native/afr_hit.c, ``adopt``)."""
+    if _hit is not None:
+        _hit["adopt"](cls)
+
+
 def _stand_for(selected: Backend) -> None:
     """The C hit path reads for the native backend while it is the one in
     use; any other (the python backend, a test's fake read_nowait: a Backend
     that is not this one) makes it hand every call to the Python hit path."""
     if _hit is not None:
         _hit["expect_backend"](selected if selected.name == "native" else None)
+        _hit["backend_is"](selected)
+
+
+class _NativeModule(types.ModuleType):
+    """This module's class: it tells the C hit path whenever ``backend`` is
+    rebound from outside (a test's ``monkeypatch.setattr(_native,
+    "backend", ...)``, bench/cached.py's breakdown), so that the C path knows
+    whether it stands for the backend in use from a flag rather than a dict
+    lookup on every call (~1% of a cached 4 KiB hit). Inside this module
+    ``use`` and ``want_native_pool`` rebind it as a global, then call
+    ``_stand_for`` themselves."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "backend" and _hit is not None:
+            _hit["backend_is"](value)
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name == "backend" and _hit is not None:
+            _hit["backend_is"](None)
+
+
+sys.modules[__name__].__class__ = _NativeModule
 
 
 # -- pure Python -------------------------------------------------------------

@@ -30,7 +30,12 @@
  * - while the backend in use is not the one the C path was bound to (the
  *   python backend, or a test's fake read_nowait: `_native.backend` is not
  *   that object), every method calls the Python hit path instead
- *   (`_PythonReader.read` & co), which honours the backend.
+ *   (`_PythonReader.read` & co), which honours the backend. `_native`
+ *   tells the C path every rebinding of `backend` (backend_is, from its
+ *   module class's __setattr__), so the check a call makes is one flag;
+ * - AsyncBufferedReader holds these methods as its own (adopt): CPython
+ *   specialises a call of a C method only on an object of exactly the
+ *   method's type, and the generic call cost 160 instructions a call more.
  *
  * Limited API 3.10 (abi3): PyType_FromSpec, METH_FASTCALL|METH_KEYWORDS,
  * PyMemberDef. Arguments are checked by type (exact int, exact bytearray):
@@ -104,7 +109,22 @@ typedef struct {
     char over;
 } AfrBudgetHere;
 
-static __thread AfrBudgetHere afr_budget_here;
+/* initial-exec: the hit path reads it twice a hit (the rule, the charge).
+ * The default model for a shared object (global-dynamic) makes each read
+ * a call of __tls_get_addr: 54 instructions more a cached 4 KiB pread
+ * (callgrind, docs/performance.md 2026-12-06). initial-exec puts these 32
+ * bytes in the static TLS block, which a module loaded by dlopen can use
+ * only from glibc's surplus (tunable glibc.rtld.optional_static_tls, 512
+ * bytes by default, shared by every such module). Were it used up, the
+ * import of this module fails ("cannot allocate memory in static TLS
+ * block") and aiofastread runs on the python backend (_native.py): slower
+ * but right. Compilers other than GCC/clang keep the default model. */
+#if defined(__GNUC__)
+#define AFR_TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define AFR_TLS_IE
+#endif
+static __thread AfrBudgetHere afr_budget_here AFR_TLS_IE;
 
 /* This thread's budget state, started again if the limit changed since. */
 static AfrBudgetHere *afr_here(AfrBudget *b)
@@ -135,11 +155,12 @@ static AfrBudget *afr_budget = NULL;
 static PyObject *afr_warm = NULL;          /* FileState.WARM */
 static PyObject *afr_crossed = NULL;       /* _budget.crossed */
 static PyObject *afr_yield_to_pool = NULL; /* _read.yield_to_pool */
-static PyObject *afr_native_dict = NULL;   /* vars(_native): its "backend" */
 static PyObject *afr_expected = NULL;      /* the Backend the C path stands for */
+static PyObject *afr_current = NULL;       /* _native.backend, as backend_is told */
+static int afr_on = 0;                     /* afr_c_on's answer, kept by afr_update_on */
 enum { AFR_READ, AFR_SEEK, AFR_TELL, AFR_PREAD, AFR_READINTO, AFR_PREAD_INTO, AFR_NPY };
 static PyObject *afr_py[AFR_NPY];          /* _PythonReader.read & co */
-static PyObject *afr_str_backend, *afr_str_read_general, *afr_str_seek_general,
+static PyObject *afr_str_read_general, *afr_str_seek_general,
     *afr_str_tell_general, *afr_str_pread_general, *afr_str_readinto_general,
     *afr_str_pread_into_general, *afr_str_drop;
 static PyObject *afr_minus_one;
@@ -506,11 +527,11 @@ static PyType_Slot afr_budget_slots[] = {
 
 /* -- the hit path ------------------------------------------------------------ */
 
-/* Whether the C path stands for the backend in use (else: Python's). */
+/* Whether the C path stands for the backend in use (else: Python's): the
+ * flag expect_backend, backend_is and bind keep (no dict lookup a call). */
 static int afr_c_on(void)
 {
-    return afr_expected != NULL && afr_policy != NULL &&
-           PyDict_GetItemWithError(afr_native_dict, afr_str_backend) == afr_expected;
+    return afr_on;
 }
 
 /* The rule's clauses a positional read checks (_file.pread_fast_path_takes,
@@ -931,16 +952,22 @@ static PyType_Slot afr_reader_slots[] = {
         Py_XDECREF(old_);               \
     } while (0)
 
-/* bind(policy, budget, warm, crossed, yield_to_pool, native_module, py_paths):
+/* afr_c_on's flag, after any of the three objects it compares changed. */
+static void afr_update_on(void)
+{
+    afr_on = afr_expected != NULL && afr_policy != NULL && afr_current == afr_expected;
+}
+
+/* bind(policy, budget, warm, crossed, yield_to_pool, py_paths):
  * the objects the hit path reads, once (_file.py at import). py_paths: the
  * Python hit path's (read, seek, tell, pread, readinto, pread_into). */
 static PyObject *afr_bind(PyObject *mod, PyObject *args)
 {
-    PyObject *policy, *budget, *warm, *crossed, *yield_fn, *native, *paths, *dict;
+    PyObject *policy, *budget, *warm, *crossed, *yield_fn, *paths;
     int i;
     (void)mod;
-    if (!PyArg_UnpackTuple(args, "bind", 7, 7, &policy, &budget, &warm, &crossed, &yield_fn,
-                           &native, &paths))
+    if (!PyArg_UnpackTuple(args, "bind", 6, 6, &policy, &budget, &warm, &crossed, &yield_fn,
+                           &paths))
         return NULL;
     if (!PyObject_TypeCheck(policy, afr_policy_type) ||
         !PyObject_TypeCheck(budget, afr_budget_type) || !PyTuple_Check(paths) ||
@@ -948,10 +975,6 @@ static PyObject *afr_bind(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_TypeError, "bind: a PolicyCore, a BudgetCore and 6 functions");
         return NULL;
     }
-    dict = PyModule_GetDict(native);
-    if (dict == NULL)
-        return NULL;
-    AFR_HOLD(afr_native_dict, dict);
     AFR_HOLD(afr_policy, (AfrPolicy *)policy);
     AFR_HOLD(afr_budget, (AfrBudget *)budget);
     AFR_HOLD(afr_warm, warm);
@@ -959,6 +982,7 @@ static PyObject *afr_bind(PyObject *mod, PyObject *args)
     AFR_HOLD(afr_yield_to_pool, yield_fn);
     for (i = 0; i < AFR_NPY; i++)
         AFR_HOLD(afr_py[i], PyTuple_GetItem(paths, i));
+    afr_update_on();
     Py_RETURN_NONE;
 }
 
@@ -970,10 +994,43 @@ static PyObject *afr_expect_backend(PyObject *mod, PyObject *backend)
         Py_CLEAR(afr_expected);
     }
     else {
-        PyObject *old = afr_expected;
-        Py_INCREF(backend);
-        afr_expected = backend;
-        Py_XDECREF(old);
+        AFR_HOLD(afr_expected, backend);
+    }
+    afr_update_on();
+    Py_RETURN_NONE;
+}
+
+/* backend_is(backend): _native.backend now (every rebinding tells it:
+ * _native's module class). Held, so that its address cannot be reused by
+ * a later Backend while it is compared. */
+static PyObject *afr_backend_is(PyObject *mod, PyObject *backend)
+{
+    (void)mod;
+    AFR_HOLD(afr_current, backend);
+    afr_update_on();
+    Py_RETURN_NONE;
+}
+
+/* adopt(cls): the reader's C methods again as cls's own (cls derives from
+ * ReaderCore). CPython (3.11-3.13) specialises a call of a C method only
+ * when the object's type is exactly the method's: inherited from
+ * ReaderCore, every `f.read(n)` of an AsyncBufferedReader took the
+ * generic call (PyObject_Vectorcall, the descriptor's type check). */
+static PyObject *afr_adopt(PyObject *mod, PyObject *cls)
+{
+    PyMethodDef *def;
+    (void)mod;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, afr_reader_type)) {
+        PyErr_SetString(PyExc_TypeError, "adopt: a subclass of ReaderCore");
+        return NULL;
+    }
+    for (def = afr_reader_methods; def->ml_name != NULL; def++) {
+        PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
+        if (descr == NULL || PyObject_SetAttrString(cls, def->ml_name, descr) < 0) {
+            Py_XDECREF(descr);
+            return NULL;
+        }
+        Py_DECREF(descr);
     }
     Py_RETURN_NONE;
 }
@@ -989,6 +1046,8 @@ static PyObject *afr_hit_syscalls_count(PyObject *mod, PyObject *unused)
 static PyMethodDef afr_hit_functions[] = {
     {"bind", afr_bind, METH_VARARGS, "Bind the objects the C hit path reads."},
     {"expect_backend", afr_expect_backend, METH_O, "The backend the C hit path stands for."},
+    {"backend_is", afr_backend_is, METH_O, "The backend in use now (_native.backend)."},
+    {"adopt", afr_adopt, METH_O, "The reader's C methods as a subclass's own."},
     {"hit_syscalls", afr_hit_syscalls_count, METH_NOARGS, "NOWAIT reads made by the C path."},
     {NULL, NULL, 0, NULL},
 };
@@ -1036,7 +1095,6 @@ static PyObject *afr_hit_build(void)
         return NULL;
 #define AFR_STR(field, text) \
     if ((field = PyUnicode_InternFromString(text)) == NULL) goto fail
-    AFR_STR(afr_str_backend, "backend");
     AFR_STR(afr_str_read_general, "_read_general");
     AFR_STR(afr_str_seek_general, "_seek_general");
     AFR_STR(afr_str_tell_general, "_tell_general");

@@ -15,7 +15,10 @@ These tests prove, with counters and contents:
 - errors: the same exceptions, messages, and moment (call or await) as the
   Python hit path, open and closed;
 - nothing leaks: references and traced memory stay flat over many hits;
-- the python backend leaves the C path aside.
+- the python backend leaves the C path aside, and so does any rebinding of
+  ``_native.backend`` (a test's monkeypatch), at once and until undone;
+- Readys reused from the free list start afresh: never shared while alive,
+  undone when dropped whatever the one before them was.
 
 The rule itself (when the C path takes a read) is proved in
 tests/test_inline_rule.py against ``fast_path_takes``.
@@ -41,7 +44,8 @@ from typing import Any
 import pytest
 
 import aiofastread
-from aiofastread import _budget, _checks, _native, _policy, _read
+from aiofastread import _budget, _checks, _native, _policy, _read, _runtime
+from aiofastread._policy import FileState
 from tests.conftest import evict, make_file, warm
 
 SIZE = 256 << 10
@@ -306,7 +310,9 @@ async def test_many_hits_leak_nothing(data_dir: Path, native: None) -> None:
     async with warm_file(data_dir) as (f, _):
         calls = hit_calls(f, buffer)
         await run(calls, 200)  # caches, freelists and counters settle
-        held = (f, f._h, f._h.inode, buffer, f._win, f._lock)
+        # The Ready type too: a Ready kept on the free list holds no
+        # reference to it, a reused one takes one again.
+        held = (f, f._h, f._h.inode, buffer, f._win, f._lock, _native._hit["Ready"])
         refs = [sys.getrefcount(x) for x in held]
         gc.collect()
         tracemalloc.start()
@@ -322,6 +328,83 @@ async def test_many_hits_leak_nothing(data_dir: Path, native: None) -> None:
         assert [sys.getrefcount(x) for x in held] == refs
         # 14000 calls: a leaked object each would be >= 400 KiB.
         assert grown < 64 << 10, grown
+
+
+async def test_rebinding_the_backend_moves_the_c_path_at_once(
+    data_dir: Path, native: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The C path knows which backend is in use from a flag that every
+    rebinding of ``_native.backend`` sets (_native's module class), not from
+    a lookup per call: a monkeypatched Backend gets the next call, and the C
+    path the one after the undo; a plain assignment and use_backend too."""
+    async with warm_file(data_dir) as (f, data):
+        real = _native.backend
+        calls: list[tuple[int, int]] = []
+
+        def counting(fd: int, size: int, offset: int) -> bytes | int:
+            calls.append((size, offset))
+            return real.read_nowait(fd, size, offset)
+
+        def served() -> tuple[int, int]:  # (C path's syscalls, fake's calls)
+            return _native.hit_syscalls() - c_before, len(calls)
+
+        c_before = _native.hit_syscalls()
+        monkeypatch.setattr(_native, "backend", dataclasses.replace(real, read_nowait=counting))
+        assert await f.pread(100, 5) == data[5:105]
+        assert served() == (0, 1)
+        monkeypatch.undo()
+        assert await f.pread(100, 6) == data[6:106]
+        assert served() == (1, 1)
+        _native.backend = dataclasses.replace(real, read_nowait=counting)
+        try:
+            await f.seek(300)
+            assert await f.read(50) == data[300:350]
+            assert served() == (1, 2)
+        finally:
+            _native.backend = real
+        assert await f.pread(50, 9000) == data[9000:9050]  # not where the stream goes on
+        assert served() == (2, 2)
+        _runtime.use_backend("python")
+        try:
+            assert await f.pread(10, 0) == data[:10]
+            assert served() == (2, 2)
+        finally:
+            _runtime.use_backend("native")
+        f._h.inode.state = FileState.WARM  # use_backend forgot what the policy knew
+        assert await f.pread(10, 0) == data[:10]
+        assert served() == (3, 2)
+
+
+async def test_readys_from_the_free_list_start_afresh(data_dir: Path, native: None) -> None:
+    """Freed Readys are kept for the next calls: one is reused only after
+    its last reference went, with every field set again (delivered, the
+    reader, the position to restore, a text Ready's saved state)."""
+    async with warm_file(data_dir) as (f, data):
+        alive = [f.pread(10, i) for i in range(20)]  # more than the free list holds
+        assert len({id(ready) for ready in alive}) == 20
+        assert [await ready for ready in reversed(alive)] == [
+            data[i : i + 10] for i in reversed(range(20))
+        ]
+        del alive
+        for _ in range(10):  # delivered Readys of read(), freed
+            await f.read(10)
+        await f.seek(1000)
+        f.read(50)  # a reused Ready, never awaited: undone
+        assert await f.tell() == 1000
+        p = f.pread(10, 0)  # was a read's Ready: no reader to move now
+        del p
+        assert await f.tell() == 1000
+        text_path = data_dir / "t.txt"
+        text_path.write_bytes(bytes(range(256)) * 64)
+        warm(text_path)
+        async with aiofastread.open(text_path, encoding="latin-1", newline="\n") as t:
+            await t.read(1)
+            await t.seek(100)
+            assert await t.read(4000) == (bytes(range(256)) * 64)[100:4100].decode("latin-1")
+        await f.seek(2000)  # may reuse the text read's Ready
+        f.read(50)
+        assert await f.tell() == 2000
+        assert await f.read(5) == data[2000:2005]
 
 
 async def test_a_reader_in_a_cycle_is_collected(data_dir: Path, backend: str) -> None:
