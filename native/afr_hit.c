@@ -109,22 +109,15 @@ typedef struct {
     char over;
 } AfrBudgetHere;
 
-/* initial-exec: the hit path reads it twice a hit (the rule, the charge).
- * The default model for a shared object (global-dynamic) makes each read
- * a call of __tls_get_addr: 54 instructions more a cached 4 KiB pread
- * (callgrind, docs/performance.md 2026-12-06). initial-exec puts these 32
- * bytes in the static TLS block, which a module loaded by dlopen can use
- * only from glibc's surplus (tunable glibc.rtld.optional_static_tls, 512
- * bytes by default, shared by every such module). Were it used up, the
- * import of this module fails ("cannot allocate memory in static TLS
- * block") and aiofastread runs on the python backend (_native.py): slower
- * but right. Compilers other than GCC/clang keep the default model. */
-#if defined(__GNUC__)
-#define AFR_TLS_IE __attribute__((tls_model("initial-exec")))
-#else
-#define AFR_TLS_IE
-#endif
-static __thread AfrBudgetHere afr_budget_here AFR_TLS_IE;
+/* The default TLS model of a shared object (global-dynamic): each read is a
+ * call of __tls_get_addr, 54 instructions a cached 4 KiB pread (callgrind,
+ * docs/performance.md 2026-12-06 21:35). initial-exec would save them, but
+ * a module loaded by dlopen gets static TLS only from glibc's small surplus
+ * (glibc.rtld.optional_static_tls, shared by every such module): were it
+ * used up, this module's import would fail ("cannot allocate memory in
+ * static TLS block") and aiofastread would quietly run on the python
+ * backend, many times slower. ~1% of a hit is not worth that risk. */
+static __thread AfrBudgetHere afr_budget_here;
 
 /* This thread's budget state, started again if the limit changed since. */
 static AfrBudgetHere *afr_here(AfrBudget *b)
