@@ -24,7 +24,7 @@ import platform
 import sys
 import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 ENV_VAR: Final = "AIOFASTREAD_BACKEND"
@@ -236,6 +236,16 @@ def text_reads() -> int:
 def hit_syscalls() -> int:
     """NOWAIT reads the C hit path made so far (tests count them)."""
     return int(_hit["hit_syscalls"]()) if _hit is not None else 0
+
+
+def sum_counters(states: Iterable[Any], total: Any) -> None:
+    """Add every state's ``counters`` into ``total`` (a ``Counters``): in C
+    when the compiled module is there (``Policy.totals``)."""
+    if _hit is not None:
+        _hit["sum_counters"](states, total)
+        return
+    for st in states:
+        total.add(st.counters)
 
 
 def adopt_reader_methods(cls: type) -> None:

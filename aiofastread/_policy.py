@@ -230,8 +230,7 @@ class Policy(_PolicyBase):
     def totals(self) -> Counters:
         total = Counters()
         total.add(self._retired)
-        for st in self._table.values():
-            total.add(st.counters)
+        _native.sum_counters(self._table.values(), total)
         return total
 
     def reset(self) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from aiofastread import _native
 from aiofastread._policy import (
     COLD_BELOW,
+    COUNTER_FIELDS,
     INLINE_MAX,
     PROBE_MAX_WITHOUT_CACHESTAT,
     REPROBE_EVERY,
@@ -137,3 +139,25 @@ def test_hits_on_a_warm_file_fold_into_the_ratio_lazily() -> None:
     expected = 1 - (1 - 0.75**2) * 0.75**5
     assert st.hit_ratio == pytest.approx(expected * 0.75)
     assert st.state is FileState.WARM
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_totals_add_every_counter_of_every_state(
+    compiled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Policy.totals sums the nine counters over the table (in C with the
+    compiled module, else in Python) plus those of evicted states."""
+    if not compiled:
+        monkeypatch.setattr(_native, "_hit", None)
+    elif _native._hit is None:
+        pytest.skip("no compiled module here")
+    policy = Policy(has_cachestat=True, max_tracked=50)
+    want = dict.fromkeys(COUNTER_FIELDS, 0)
+    for ino in range(80):  # 30 evicted into the retired counters
+        counters = policy.state_for(3, ino).counters
+        for k, name in enumerate(COUNTER_FIELDS):
+            value = ino * 10 + k
+            setattr(counters, name, value)
+            want[name] += value
+    total = policy.totals()
+    assert {name: getattr(total, name) for name in COUNTER_FIELDS} == want
