@@ -730,7 +730,7 @@ class AsyncBufferedReader(_ReaderCore, _PythonReader):
     """
 
 
-_native.adopt_reader_methods(AsyncBufferedReader)
+_native.adopt_c_methods(AsyncBufferedReader)
 
 _native.bind_hit_path(
     POLICY,

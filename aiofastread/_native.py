@@ -248,10 +248,10 @@ def sum_counters(states: Iterable[Any], total: Any) -> None:
         total.add(st.counters)
 
 
-def adopt_reader_methods(cls: type) -> None:
-    """Make ReaderCore's C methods ``cls``'s own (a subclass of it): CPython
-    specialises a call of a C method only on an object of exactly the
-    method's type (native/afr_hit.c, ``adopt``)."""
+def adopt_c_methods(cls: type) -> None:
+    """Make the C methods of ``cls``'s C base (ReaderCore or TextFileCore)
+    ``cls``'s own: CPython specialises a call of a C method only on an
+    object of exactly the method's type (native/afr_hit.c, ``adopt``)."""
     if _hit is not None:
         _hit["adopt"](cls)
 

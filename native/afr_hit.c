@@ -1004,20 +1004,30 @@ static PyObject *afr_backend_is(PyObject *mod, PyObject *backend)
     Py_RETURN_NONE;
 }
 
-/* adopt(cls): the reader's C methods again as cls's own (cls derives from
- * ReaderCore). CPython (3.11-3.13) specialises a call of a C method only
- * when the object's type is exactly the method's: inherited from
+/* TextFileCore (afr_text.c, later in this unit): adopt takes its methods too. */
+static PyTypeObject *afr_text_file_type;
+
+/* adopt(cls): the C methods of cls's C base (ReaderCore, or TextFileCore)
+ * again as cls's own. CPython (3.11-3.13) specialises a call of a C method
+ * only when the object's type is exactly the method's: inherited from
  * ReaderCore, every `f.read(n)` of an AsyncBufferedReader took the
  * generic call (PyObject_Vectorcall, the descriptor's type check). */
 static PyObject *afr_adopt(PyObject *mod, PyObject *cls)
 {
     PyMethodDef *def;
+    PyTypeObject *base = NULL;
     (void)mod;
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, afr_reader_type)) {
-        PyErr_SetString(PyExc_TypeError, "adopt: a subclass of ReaderCore");
+    if (PyType_Check(cls) && PyType_IsSubtype((PyTypeObject *)cls, afr_reader_type))
+        base = afr_reader_type;
+    else if (PyType_Check(cls) && afr_text_file_type != NULL &&
+             PyType_IsSubtype((PyTypeObject *)cls, afr_text_file_type))
+        base = afr_text_file_type;
+    if (base == NULL) {
+        PyErr_SetString(PyExc_TypeError, "adopt: a subclass of ReaderCore or TextFileCore");
         return NULL;
     }
-    for (def = afr_reader_methods; def->ml_name != NULL; def++) {
+    def = (PyMethodDef *)PyType_GetSlot(base, Py_tp_methods);
+    for (; def != NULL && def->ml_name != NULL; def++) {
         PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
         if (descr == NULL || PyObject_SetAttrString(cls, def->ml_name, descr) < 0) {
             Py_XDECREF(descr);
@@ -1086,7 +1096,7 @@ static PyMethodDef afr_hit_functions[] = {
     {"bind", afr_bind, METH_VARARGS, "Bind the objects the C hit path reads."},
     {"expect_backend", afr_expect_backend, METH_O, "The backend the C hit path stands for."},
     {"backend_is", afr_backend_is, METH_O, "The backend in use now (_native.backend)."},
-    {"adopt", afr_adopt, METH_O, "The reader's C methods as a subclass's own."},
+    {"adopt", afr_adopt, METH_O, "A C base's methods as a subclass's own."},
     {"hit_syscalls", afr_hit_syscalls_count, METH_NOARGS, "NOWAIT reads made by the C path."},
     {"sum_counters", afr_sum_counters, METH_VARARGS, "Add InodeStates' counters into one."},
     {NULL, NULL, 0, NULL},

@@ -475,3 +475,22 @@ def test_the_budget_is_each_threads(backend: str) -> None:
     finally:
         b.limit = saved
         _budget.set_limit(saved / _budget.UNITS_PER_US if saved < _budget.OFF else 0)
+
+
+def test_the_c_methods_are_the_classes_own(native: None) -> None:
+    """``adopt``: the reader's and the direct text file's C methods are set on
+    the classes themselves (CPython specialises a call of a C method only on
+    an object of exactly the method's type), and they are the C functions."""
+    from aiofastread._file import AsyncBufferedReader
+    from aiofastread.threadpool.text import DirectTextIOWrapper
+
+    for cls, names in (
+        (AsyncBufferedReader, ("read", "seek", "tell", "pread", "readinto", "pread_into")),
+        (DirectTextIOWrapper, ("read", "seek")),
+    ):
+        for name in names:
+            descr = cls.__dict__[name]
+            assert type(descr).__name__ == "method_descriptor", (cls, name)
+            assert descr.__objclass__ is cls, (cls, name)
+    with pytest.raises(TypeError, match="subclass of ReaderCore or TextFileCore"):
+        _native.adopt_c_methods(int)

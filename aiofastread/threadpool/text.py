@@ -192,5 +192,10 @@ class DirectTextIOWrapper(_TextFileCore, AsyncTextIOWrapper):
         return obj
 
 
+# TextFileCore's read/seek as DirectTextIOWrapper's own: a call of an
+# inherited C method is not specialised (_native.adopt_c_methods).
+_native.adopt_c_methods(DirectTextIOWrapper)
+
+
 class AsyncTextIndirectIOWrapper(AsyncIndirectBase[str], AsyncTextIOWrapper):
     """AsyncTextIOWrapper over a stream looked up at each use (sys.stdout...)."""
