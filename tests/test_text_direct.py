@@ -444,9 +444,17 @@ c_ops = st.one_of(
 def test_c_hit_sequences_equal_cpython(
     data_dir: Path, loop_name: str, seq: list[Any], ascii_only: bool
 ) -> None:
-    path = data_dir / "big.txt"
     data = BIG_ASCII if ascii_only else BIG_LATIN1
     kwargs = {"encoding": "ascii" if ascii_only else "latin-1", "newline": "\n"}
+    check_c_sequence(data_dir / "big.txt", data, kwargs, loop_name, seq)
+
+
+def check_c_sequence(
+    path: Path, data: bytes, kwargs: dict[str, Any], loop_name: str, seq: list[Any]
+) -> None:
+    """Run ``seq`` (``drop`` steps: a read or seek whose answer is closed,
+    never delivered) on our file and the others on CPython's; compare every
+    result, then ``newlines``, ``tell()`` and ``buffer.tell()``."""
     ops = [op for op in seq if op[0] != "drop"]
 
     async def dropping() -> list[Any]:
@@ -460,6 +468,7 @@ def test_c_hit_sequences_equal_cpython(
                     pending.close()  # never delivered: as if not called
                 else:
                     out.append(await our_op(f, op))
+            out.append(f.newlines)
             out.append(await aoutcome(f.tell))
             out.append(outcome(f.buffer.tell))
         return out
@@ -472,7 +481,8 @@ def test_c_hit_sequences_equal_cpython(
     finally:
         loop.close()
     with open(path, **kwargs) as f:  # type: ignore[call-overload]
-        want = [cpython_op(f, op) for op in ops]
+        want: list[Any] = [cpython_op(f, op) for op in ops]
+        want.append(f.newlines)
         want.append(outcome(f.tell))
         want.append(outcome(f.buffer.tell))
     assert got == want
@@ -793,40 +803,8 @@ def test_c_hit_utf8_sequences_equal_cpython(
 ) -> None:
     """The C hit's sequences (dropped answers included) on a UTF-8 file
     with ASCII chunks and chunks that are not, comparing ``newlines`` too."""
-    path = data_dir / "big.txt"
-    data = MIXED * 3  # 196608 bytes
     kwargs = {"encoding": "utf-8", "newline": newline}
-    ops = [op for op in seq if op[0] != "drop"]
-
-    async def dropping() -> list[Any]:
-        out = []
-        async with aiofastread.open(path, "rb") as g:
-            await g.read(1)  # warm in the policy
-        async with aiofastread.open(path, **kwargs) as f:
-            for op in seq:
-                if op[0] == "drop":
-                    pending = f.read(op[2] % 20000 + 1) if op[1] == "read" else f.seek(op[2])
-                    pending.close()  # never delivered: as if not called
-                else:
-                    out.append(await our_op(f, op))
-            out.append(f.newlines)
-            out.append(await aoutcome(f.tell))
-            out.append(outcome(f.buffer.tell))
-        return out
-
-    path.write_bytes(data)
-    warm(path)
-    loop = LOOPS[loop_name]()
-    try:
-        got = loop.run_until_complete(dropping())
-    finally:
-        loop.close()
-    with open(path, **kwargs) as f:  # type: ignore[call-overload]
-        want: list[Any] = [cpython_op(f, op) for op in ops]
-        want.append(f.newlines)
-        want.append(outcome(f.tell))
-        want.append(outcome(f.buffer.tell))
-    assert got == want
+    check_c_sequence(data_dir / "big.txt", MIXED * 3, kwargs, loop_name, seq)  # 196608 bytes
 
 
 async def test_no_direct_seek_while_the_buffer_holds_bytes(data_dir: Path) -> None:
