@@ -109,8 +109,16 @@ BAR_RAW = 1.5
 GOAL_RAW = 1.3
 BAR_AIOFILES = 25.0
 
-ENGINES = ("raw", "raw-preadv", "aiofastread", "afr-pread", "afr-readinto", "afr-pread_into",
-           "executor", "aiofiles")
+ENGINES = (
+    "raw",
+    "raw-preadv",
+    "aiofastread",
+    "afr-pread",
+    "afr-readinto",
+    "afr-pread_into",
+    "executor",
+    "aiofiles",
+)
 # Each engine's ratio is to the floor doing the same kind of read: a new
 # bytes object (os.pread) or a caller's reused buffer (os.preadv).
 REFERENCE = {"afr-readinto": "raw-preadv", "afr-pread_into": "raw-preadv"}
@@ -177,8 +185,10 @@ def make_file(directory: str, size: int, seed: int) -> tuple[str, bytes]:
         os.preadv(probe, [bytearray(PAGE)], 0, os.RWF_NOWAIT)
     except OSError as exc:
         os.unlink(path)
-        sys.exit(f"{directory}: preadv2(RWF_NOWAIT) fails ({exc.strerror}); pass --dir on "
-                 "ext4/xfs/btrfs (tmpfs, overlayfs and FUSE have no NOWAIT path)")
+        sys.exit(
+            f"{directory}: preadv2(RWF_NOWAIT) fails ({exc.strerror}); pass --dir on "
+            "ext4/xfs/btrfs (tmpfs, overlayfs and FUSE have no NOWAIT path)"
+        )
     finally:
         os.close(probe)
     return path, content
@@ -463,8 +473,9 @@ class StatsDelta:
 Key = tuple[str, int, str]  # (loop, size, engine)
 
 
-async def check(engines: dict[str, Engine], sizes: Sequence[int], content: bytes,
-                rng: random.Random) -> int:
+async def check(
+    engines: dict[str, Engine], sizes: Sequence[int], content: bytes, rng: random.Random
+) -> int:
     """Compare every engine's bytes with the file's; return reads checked."""
     total = 0
     file_size = len(content)
@@ -476,15 +487,22 @@ async def check(engines: dict[str, Engine], sizes: Sequence[int], content: bytes
                 got = await engine.read(size, off)
                 want = content[off : off + size]
                 if got != want:
-                    raise AssertionError(f"{name}: {size} bytes at {off}: wrong data "
-                                         f"({len(got)} bytes, expected {len(want)})")
+                    raise AssertionError(
+                        f"{name}: {size} bytes at {off}: wrong data "
+                        f"({len(got)} bytes, expected {len(want)})"
+                    )
                 total += 1
     return total
 
 
-async def one_round(engines: dict[str, Engine], order: Sequence[str], size: int,
-                    offsets: dict[str, list[int]], cells: dict[str, Cell],
-                    delta: StatsDelta) -> None:
+async def one_round(
+    engines: dict[str, Engine],
+    order: Sequence[str],
+    size: int,
+    offsets: dict[str, list[int]],
+    cells: dict[str, Cell],
+    delta: StatsDelta,
+) -> None:
     for name in order:
         engine, cell = engines[name], cells[name]
         start = len(cell.samples)
@@ -510,8 +528,7 @@ def run_comparison(args: argparse.Namespace, console: Console) -> dict[str, Any]
     try:
         checked = 0
         for loop_name, loop in loops.items():
-            opened[loop_name] = loop.run_until_complete(
-                open_engines(args.engines, path, fd, pool))
+            opened[loop_name] = loop.run_until_complete(open_engines(args.engines, path, fd, pool))
             checked += loop.run_until_complete(check(opened[loop_name], sizes, content, rng))
         console.print(f"checking pass: {checked} reads, every engine returned the file's bytes")
         for loop_name in loops:
@@ -525,17 +542,25 @@ def run_comparison(args: argparse.Namespace, console: Console) -> dict[str, Any]
         gc.disable()
         for r in range(args.rounds):
             warm(fd)
-            order = engines[r % len(engines):] + engines[:r % len(engines)]
-            for size in sizes[r % len(sizes):] + sizes[:r % len(sizes)]:
+            order = engines[r % len(engines) :] + engines[: r % len(engines)]
+            for size in sizes[r % len(sizes) :] + sizes[: r % len(sizes)]:
                 for loop_name in loop_names if r % 2 == 0 else loop_names[::-1]:
                     # Same offsets for every engine within a round: same pages.
-                    offs = [rng.randrange(0, (args.file_size - size) // PAGE) * PAGE
-                            for _ in range(args.batch)]
+                    offs = [
+                        rng.randrange(0, (args.file_size - size) // PAGE) * PAGE
+                        for _ in range(args.batch)
+                    ]
                     loop = loops[loop_name]
-                    loop.run_until_complete(one_round(
-                        opened[loop_name], order, size, dict.fromkeys(engines, offs),
-                        {e: cells[(loop_name, size, e)] for e in engines},
-                        deltas[(loop_name, size)]))
+                    loop.run_until_complete(
+                        one_round(
+                            opened[loop_name],
+                            order,
+                            size,
+                            dict.fromkeys(engines, offs),
+                            {e: cells[(loop_name, size, e)] for e in engines},
+                            deltas[(loop_name, size)],
+                        )
+                    )
             gc.collect(0)  # keep young objects from piling up (cheap, between rounds)
     finally:
         gc.enable()
@@ -551,9 +576,13 @@ def run_comparison(args: argparse.Namespace, console: Console) -> dict[str, Any]
     return summarize(args, cells, deltas, elapsed, checked)
 
 
-def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
-              deltas: dict[tuple[str, int], StatsDelta], elapsed: float,
-              checked: int) -> dict[str, Any]:
+def summarize(
+    args: argparse.Namespace,
+    cells: dict[Key, Cell],
+    deltas: dict[tuple[str, int], StatsDelta],
+    elapsed: float,
+    checked: int,
+) -> dict[str, Any]:
     rows = []
     for (loop_name, size, name), cell in cells.items():
         ordered = sorted(cell.samples)
@@ -561,19 +590,26 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
         raw_median = statistics.median(raw.samples) if raw else 0.0
         median = statistics.median(ordered)
         row: dict[str, Any] = {
-            "loop": loop_name, "size": size, "engine": name, "ops": len(ordered),
-            "median_ns": median, "p90_ns": percentile(ordered, 90),
-            "p99_ns": percentile(ordered, 99), "mean_ns": statistics.fmean(ordered),
+            "loop": loop_name,
+            "size": size,
+            "engine": name,
+            "ops": len(ordered),
+            "median_ns": median,
+            "p90_ns": percentile(ordered, 90),
+            "p99_ns": percentile(ordered, 99),
+            "mean_ns": statistics.fmean(ordered),
             "first_of_batch_median_ns": statistics.median(cell.first),
             "ratio_vs_raw": median / raw_median if raw_median else None,
             "reference": REFERENCE.get(name, "raw"),
-            "alias_share": (cell.alias_hits / len(ordered)
-                            if ENGINE_CLASSES[name].tracks_alias else None),
+            "alias_share": (
+                cell.alias_hits / len(ordered) if ENGINE_CLASSES[name].tracks_alias else None
+            ),
         }
         if raw is not None:
             # Per-round paired ratios: both medians come from the same round.
-            ratios = sorted(m / r for m, r in zip(cell.round_medians, raw.round_medians,
-                                                       strict=True))
+            ratios = sorted(
+                m / r for m, r in zip(cell.round_medians, raw.round_medians, strict=True)
+            )
             row["round_ratio_p10"] = percentile(ratios, 10)
             row["round_ratio_p90"] = percentile(ratios, 90)
         rows.append(row)
@@ -585,8 +621,11 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
         aiofiles_row = by_key.get((loop_name, BAR_SIZE, "aiofiles"))
         if afr is None or raw_row is None:
             continue
-        bar: dict[str, Any] = {"loop": loop_name, "size": BAR_SIZE,
-                               "aiofastread_over_raw": afr["median_ns"] / raw_row["median_ns"]}
+        bar: dict[str, Any] = {
+            "loop": loop_name,
+            "size": BAR_SIZE,
+            "aiofastread_over_raw": afr["median_ns"] / raw_row["median_ns"],
+        }
         bar["meets_1_5x"] = bar["aiofastread_over_raw"] <= BAR_RAW
         bar["meets_1_3x"] = bar["aiofastread_over_raw"] <= GOAL_RAW
         if aiofiles_row is not None:
@@ -595,21 +634,38 @@ def summarize(args: argparse.Namespace, cells: dict[Key, Cell],
         bars.append(bar)
     return {
         "environment": environment(),
-        "config": {"sizes": args.sizes, "loops": args.loops, "engines": args.engines,
-                   "rounds": args.rounds, "batch": args.batch, "file_size": args.file_size,
-                   "seed": args.seed, "offsets": "random, 4 KiB-aligned",
-                   "elapsed_s": round(elapsed, 1), "checked_reads": checked},
+        "config": {
+            "sizes": args.sizes,
+            "loops": args.loops,
+            "engines": args.engines,
+            "rounds": args.rounds,
+            "batch": args.batch,
+            "file_size": args.file_size,
+            "seed": args.seed,
+            "offsets": "random, 4 KiB-aligned",
+            "elapsed_s": round(elapsed, 1),
+            "checked_reads": checked,
+        },
         "results": rows,
-        "statistics": [{"loop": lp, "size": sz, **dataclasses.asdict(d)}
-                       for (lp, sz), d in deltas.items()],
+        "statistics": [
+            {"loop": lp, "size": sz, **dataclasses.asdict(d)} for (lp, sz), d in deltas.items()
+        ],
         "bars": bars,
     }
 
 
 ENGINE_CLASSES: dict[str, type[Engine]] = {
     cls.name: cls
-    for cls in (Raw, RawPreadv, Aiofastread, AfrPread, AfrReadinto, AfrPreadInto, Executor,
-                Aiofiles)
+    for cls in (
+        Raw,
+        RawPreadv,
+        Aiofastread,
+        AfrPread,
+        AfrReadinto,
+        AfrPreadInto,
+        Executor,
+        Aiofiles,
+    )
 }
 
 
@@ -625,51 +681,104 @@ def environment() -> dict[str, Any]:
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
-                       cpu)
+            cpu = next(
+                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu
+            )
     except OSError:
         pass
-    return {"python": platform.python_version(), "kernel": platform.release(), "cpu": cpu,
-            "cpus": os.cpu_count(), "aiofastread_backend": aiofastread.backend(),
-            "aiofiles": version("aiofiles"), "uvloop": version("uvloop"),
-            "glibc_tunables": os.environ.get("GLIBC_TUNABLES")}
+    return {
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "aiofastread_backend": aiofastread.backend(),
+        "aiofiles": version("aiofiles"),
+        "uvloop": version("uvloop"),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
+    }
 
 
 def print_comparison(report: dict[str, Any], console: Console) -> None:
     rows = report["results"]
     for loop_name in report["config"]["loops"]:
-        table = Table(title=f"Cached reads on {loop_name}: per-op latency, us "
-                            "(ratios are of medians, vs raw os.pread; *_into vs os.preadv)")
-        for col in ("size", "engine", "median", "p99", "x raw", "per-round x raw p10-p90",
-                    "1st of batch", "4K-alias ops"):
+        table = Table(
+            title=f"Cached reads on {loop_name}: per-op latency, us "
+            "(ratios are of medians, vs raw os.pread; *_into vs os.preadv)"
+        )
+        for col in (
+            "size",
+            "engine",
+            "median",
+            "p99",
+            "x raw",
+            "per-round x raw p10-p90",
+            "1st of batch",
+            "4K-alias ops",
+        ):
             table.add_column(col, justify="left" if col in ("size", "engine") else "right")
         for size in report["config"]["sizes"]:
             for row in rows:
                 if row["loop"] != loop_name or row["size"] != size:
                     continue
                 ratio = row["ratio_vs_raw"]
-                spread = (f"{row['round_ratio_p10']:.2f}-{row['round_ratio_p90']:.2f}"
-                          if "round_ratio_p10" in row else "")
+                spread = (
+                    f"{row['round_ratio_p10']:.2f}-{row['round_ratio_p90']:.2f}"
+                    if "round_ratio_p10" in row
+                    else ""
+                )
                 alias = "-" if row["alias_share"] is None else f"{100 * row['alias_share']:.0f}%"
-                table.add_row(human(size), row["engine"], us(row["median_ns"]),
-                              us(row["p99_ns"]), f"{ratio:.2f}" if ratio else "", spread,
-                              us(row["first_of_batch_median_ns"]), alias)
+                table.add_row(
+                    human(size),
+                    row["engine"],
+                    us(row["median_ns"]),
+                    us(row["p99_ns"]),
+                    f"{ratio:.2f}" if ratio else "",
+                    spread,
+                    us(row["first_of_batch_median_ns"]),
+                    alias,
+                )
             table.add_section()
         console.print(table)
 
     table = Table(title="aiofastread.statistics() deltas over the timed aiofastread reads")
-    for col in ("loop", "size", "reads", "inline_hits", "inline_misses", "short_reads",
-                "pool_submissions", "pool_reads"):
+    for col in (
+        "loop",
+        "size",
+        "reads",
+        "inline_hits",
+        "inline_misses",
+        "short_reads",
+        "pool_submissions",
+        "pool_reads",
+    ):
         table.add_column(col, justify="right")
     for d in report["statistics"]:
-        table.add_row(d["loop"], human(d["size"]), *(str(d[k]) for k in (
-            "reads", "inline_hits", "inline_misses", "short_reads", "pool_submissions",
-            "pool_reads")))
+        table.add_row(
+            d["loop"],
+            human(d["size"]),
+            *(
+                str(d[k])
+                for k in (
+                    "reads",
+                    "inline_hits",
+                    "inline_misses",
+                    "short_reads",
+                    "pool_submissions",
+                    "pool_reads",
+                )
+            ),
+        )
     console.print(table)
 
     table = Table(title=f"The issue's bars ({human(BAR_SIZE)} seek + read, medians, one run)")
-    for col in ("loop", "aiofastread / raw", f"<= {BAR_RAW}x", f"<= {GOAL_RAW}x (goal)",
-                "aiofiles / aiofastread", f">= {BAR_AIOFILES:.0f}x"):
+    for col in (
+        "loop",
+        "aiofastread / raw",
+        f"<= {BAR_RAW}x",
+        f"<= {GOAL_RAW}x (goal)",
+        "aiofiles / aiofastread",
+        f">= {BAR_AIOFILES:.0f}x",
+    ):
         table.add_column(col, justify="right")
 
     def mark(ok: bool | None) -> str:
@@ -677,15 +786,22 @@ def print_comparison(report: dict[str, Any], console: Console) -> None:
 
     for bar in report["bars"]:
         over = bar.get("aiofiles_over_aiofastread")
-        table.add_row(bar["loop"], f"{bar['aiofastread_over_raw']:.2f}x", mark(bar["meets_1_5x"]),
-                      mark(bar["meets_1_3x"]), f"{over:.0f}x" if over else "",
-                      mark(bar.get("meets_25x")))
+        table.add_row(
+            bar["loop"],
+            f"{bar['aiofastread_over_raw']:.2f}x",
+            mark(bar["meets_1_5x"]),
+            mark(bar["meets_1_3x"]),
+            f"{over:.0f}x" if over else "",
+            mark(bar.get("meets_25x")),
+        )
     console.print(table)
     cfg = report["config"]
     backend = report["environment"]["aiofastread_backend"]
-    console.print(f"{cfg['rounds']} rounds x {cfg['batch']} ops per engine, size and loop; "
-                  f"{cfg['elapsed_s']} s; offsets {cfg['offsets']} in a "
-                  f"{human(cfg['file_size'])} file; aiofastread backend {backend}")
+    console.print(
+        f"{cfg['rounds']} rounds x {cfg['batch']} ops per engine, size and loop; "
+        f"{cfg['elapsed_s']} s; offsets {cfg['offsets']} in a "
+        f"{human(cfg['file_size'])} file; aiofastread backend {backend}"
+    )
 
 
 # -- breakdown of the fast path ------------------------------------------------------------
@@ -695,9 +811,13 @@ async def _noop() -> int:
     return 0
 
 
-def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
-                      offsets: Sequence[int], buffer: memoryview,
-                      ) -> dict[str, Callable[[], Coroutine[Any, Any, int]]]:
+def _breakdown_pieces(
+    f: aiofastread.AsyncBufferedReader,
+    fd: int,
+    size: int,
+    offsets: Sequence[int],
+    buffer: memoryview,
+) -> dict[str, Callable[[], Coroutine[Any, Any, int]]]:
     """Each piece as a coroutine that runs it once per offset and returns total ns.
 
     A batch is timed as a whole (the clock costs ~70 ns, as much as some
@@ -784,13 +904,20 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
             stub(fd, size, off)
         return clock() - t0
 
-    pieces.update({
-        "empty loop": empty_loop, "2x perf_counter_ns": timer_pair, "await noop()": await_noop,
-        "await f.seek(off)": seek, "await f.seek(off); await f.read(n)": seek_read,
-        "seek+read, native read stubbed": python_only, "stub call": stub_call,
-        "_native.backend.read_nowait(fd, n, off)": native_read,
-        "os.pread(fd, n, off)": os_pread, "os.pread(fd, 0, off)": os_pread_0,
-    })
+    pieces.update(
+        {
+            "empty loop": empty_loop,
+            "2x perf_counter_ns": timer_pair,
+            "await noop()": await_noop,
+            "await f.seek(off)": seek,
+            "await f.seek(off); await f.read(n)": seek_read,
+            "seek+read, native read stubbed": python_only,
+            "stub call": stub_call,
+            "_native.backend.read_nowait(fd, n, off)": native_read,
+            "os.pread(fd, n, off)": os_pread,
+            "os.pread(fd, 0, off)": os_pread_0,
+        }
+    )
 
     if _native.backend.name == "native" and _native_cffi is not None:
         ffi, lib = _native_cffi.ffi, _native_cffi.lib
@@ -815,8 +942,13 @@ def _breakdown_pieces(f: aiofastread.AsyncBufferedReader, fd: int, size: int,
                 unpack(cbuf, size)
             return clock() - t0
 
-        pieces.update({"cffi afr_pread_flags(n) into aligned buffer": cffi_read,
-                       "cffi afr_pread_flags(0)": cffi_read_0, "ffi.unpack(buf, n)": cffi_unpack})
+        pieces.update(
+            {
+                "cffi afr_pread_flags(n) into aligned buffer": cffi_read,
+                "cffi afr_pread_flags(0)": cffi_read_0,
+                "ffi.unpack(buf, n)": cffi_unpack,
+            }
+        )
     return pieces
 
 
@@ -844,8 +976,10 @@ def run_breakdown(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                     for r in range(args.rounds):
                         if r % 10 == 0:
                             warm(fd)
-                        offsets = [rng.randrange(0, (args.file_size - size) // PAGE) * PAGE
-                                   for _ in range(args.batch)]
+                        offsets = [
+                            rng.randrange(0, (args.file_size - size) // PAGE) * PAGE
+                            for _ in range(args.batch)
+                        ]
                         pieces = _breakdown_pieces(f, fd, size, offsets, buffer)
                         names = list(pieces)
                         rng.shuffle(names)
@@ -867,8 +1001,9 @@ def run_breakdown(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         os.close(fd)
         os.unlink(path)
 
-    table = Table(title=f"Fast path pieces, {human(size)}: mean ns per op "
-                        "(median over rounds of batch means)")
+    table = Table(
+        title=f"Fast path pieces, {human(size)}: mean ns per op (median over rounds of batch means)"
+    )
     table.add_column("piece")
     for loop_name in args.loops:
         table.add_column(loop_name, justify="right")
@@ -877,26 +1012,39 @@ def run_breakdown(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     console.print(table)
 
     derived = {lp: derive(m) for lp, m in means.items()}
-    table = Table(title="Where the time of `await f.seek(o); await f.read(n)` goes, ns "
-                        "(derived from the pieces)")
+    table = Table(
+        title="Where the time of `await f.seek(o); await f.read(n)` goes, ns "
+        "(derived from the pieces)"
+    )
     table.add_column("part")
     for loop_name in args.loops:
         table.add_column(loop_name, justify="right")
     for name in derived[args.loops[0]]:
         table.add_row(name, *(f"{derived[lp][name]:.0f}" for lp in args.loops))
-    ratios = {lp: d["= aiofastread total (measured)"] / d["= os.pread total (measured)"]
-              for lp, d in derived.items()}
+    ratios = {
+        lp: d["= aiofastread total (measured)"] / d["= os.pread total (measured)"]
+        for lp, d in derived.items()
+    }
     table.add_row("aiofastread / os.pread", *(f"{ratios[lp]:.2f}x" for lp in args.loops))
     console.print(table)
     if _native.HAS_HIT_PATH and _native.backend.name == "native":
         # A stubbed read_nowait is a replaced Backend: the C hit path stands
         # aside for it (docs/design.md, "The C hit path"), so the stubbed rows
         # time the Python hit path, not the one the measured total used.
-        console.print("note: the C hit path served the measured total; the rows with "
-                      "read_nowait stubbed time the Python hit path, so the derived "
-                      "parts describe that path, not the C one.")
-    return {"breakdown": {"size": size, "pieces": means, "derived": derived, "ratio": ratios,
-                          "environment": environment()}}
+        console.print(
+            "note: the C hit path served the measured total; the rows with "
+            "read_nowait stubbed time the Python hit path, so the derived "
+            "parts describe that path, not the C one."
+        )
+    return {
+        "breakdown": {
+            "size": size,
+            "pieces": means,
+            "derived": derived,
+            "ratio": ratios,
+            "environment": environment(),
+        }
+    }
 
 
 def derive(m: dict[str, float]) -> dict[str, float]:
@@ -923,10 +1071,12 @@ def derive(m: dict[str, float]) -> dict[str, float]:
         out["native read_nowait"] = native
     out["= aiofastread total (measured)"] = full - m["empty loop"]
     pread = m["os.pread(fd, n, off)"] - m["empty loop"]
-    out["os.pread: call + pread syscall, no bytes copied"] = m["os.pread(fd, 0, off)"] - m[
-        "empty loop"]
-    out["os.pread: malloc + kernel copy into the bytes"] = pread - out[
-        "os.pread: call + pread syscall, no bytes copied"]
+    out["os.pread: call + pread syscall, no bytes copied"] = (
+        m["os.pread(fd, 0, off)"] - m["empty loop"]
+    )
+    out["os.pread: malloc + kernel copy into the bytes"] = (
+        pread - out["os.pread: call + pread syscall, no bytes copied"]
+    )
     out["= os.pread total (measured)"] = pread
     return out
 
@@ -936,22 +1086,31 @@ def derive(m: dict[str, float]) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="4KiB,16KiB,1MiB",
-                        help="comma-separated read sizes (default 4KiB,16KiB,1MiB)")
+    parser.add_argument(
+        "--sizes",
+        default="4KiB,16KiB,1MiB",
+        help="comma-separated read sizes (default 4KiB,16KiB,1MiB)",
+    )
     parser.add_argument("--loops", default=",".join(LOOPS), help="asyncio,uvloop (default both)")
-    parser.add_argument("--engines", default=",".join(ENGINES),
-                        help=f"subset of {','.join(ENGINES)} (default all)")
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help=f"subset of {','.join(ENGINES)} (default all)"
+    )
     parser.add_argument("--rounds", type=int, default=DEFAULT_ROUNDS)
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
-                        help="ops per engine per round")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="ops per engine per round")
     parser.add_argument("--file-size", default=human(DEFAULT_FILE_SIZE).replace(" ", ""))
-    parser.add_argument("--dir", default=tempfile.gettempdir(),
-                        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)")
+    parser.add_argument(
+        "--dir",
+        default=tempfile.gettempdir(),
+        help="where to put the data file (needs RWF_NOWAIT: ext4/xfs/btrfs)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--breakdown", action="store_true",
-                        help="time the pieces of the fast path instead (first --sizes "
-                             "entry if only one is given, else 16 KiB)")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time the pieces of the fast path instead (first --sizes "
+        "entry if only one is given, else 16 KiB)",
+    )
     args = parser.parse_args(argv)
     args.sizes = [parse_size(s) for s in args.sizes.split(",")]
     args.file_size = parse_size(args.file_size)
