@@ -11,6 +11,7 @@ without a syscall, anything else is asked of the kernel with
 from __future__ import annotations
 
 import errno
+import io
 import operator
 import os
 import sys
@@ -101,6 +102,21 @@ def lseek_restoring(fd: int, offset: int, whence: int) -> int:
         return os.lseek(fd, offset, whence)
     finally:
         os.lseek(fd, saved, os.SEEK_SET)
+
+
+def fileio_readinto_error(buffer: object) -> TypeError:
+    """The TypeError ``FileIO.readinto(buffer)`` raises for a buffer it
+    cannot write into, in this interpreter's words (3.12 made it "argument
+    1"): asked of a FileIO never opened, whose argument check runs first."""
+    try:
+        io.FileIO.__new__(io.FileIO).readinto(buffer)  # type: ignore[arg-type]
+    except TypeError as exc:
+        return exc
+    except ValueError:  # "closed file": the buffer was fine after all
+        pass
+    return TypeError(
+        f"readinto() argument must be read-write bytes-like object, not {type(buffer).__name__}"
+    )
 
 
 def writable_view(buffer: object, what: str) -> memoryview:

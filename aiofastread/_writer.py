@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import io
 import os
+import sys
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
@@ -74,6 +75,17 @@ _C_LONG = 1 << 63  # offsets: a C off_t
 # Completed awaitables a writer keeps, one per write length it has seen: a
 # loop of writes has a few lengths; one of many (lines) only remakes them.
 _DONE_CACHE = 64
+
+# BufferedWriter.write in 3.13+ sends a write of buffer_size bytes or more
+# straight to the file instead of buffering one that exactly fits (both
+# where it first tries the buffer and after a flush): 1 there, else 0
+# (measured against 3.11/3.12/3.13 here; tests/test_writer_differential.py).
+_FULL_GOES_OUT = 1 if sys.version_info >= (3, 13) else 0
+
+# A BufferedWriter never initialised, with no file behind it: it answers
+# read/read1/readinto exactly as every BufferedWriter does (3.12 moved their
+# argument checks before the "not readable" error), so ours ask it.
+_NOT_A_READER = io.BufferedWriter.__new__(io.BufferedWriter)
 
 
 def default_buffer_size() -> int:
@@ -138,7 +150,7 @@ class AsyncBufferedWriter(WriterCore):
         self._usable = True  # not closed, not detached
         # The fast path's one check: how full the buffer may get by a write
         # that just appends; -1 while closed, detached or mid-operation.
-        self._limit = buffer_size
+        self._limit = buffer_size - _FULL_GOES_OUT
         self._closed = False
         self._detached = False
         # write()'s completed awaitables by length (write's fast path).
@@ -228,7 +240,7 @@ class AsyncBufferedWriter(WriterCore):
         if type(data) is bytes:
             n = len(data)
             buf = self._buf
-            if n + len(buf) <= self._limit:
+            if self._limit >= 0 and self._fits(n):
                 buf += data
                 return self._done_for(n)
         ticket = _Ticket()
@@ -257,7 +269,7 @@ class AsyncBufferedWriter(WriterCore):
             if self._closed:
                 raise ValueError("write to closed file")
             n = len(view)
-            if n <= self._size - self._dead - len(self._buf):
+            if self._fits(n):
                 self._buf += view
                 return n
             # C: flush, then write it directly while more than a buffer's
@@ -350,23 +362,13 @@ class AsyncBufferedWriter(WriterCore):
     # -- what a BufferedWriter does not do -------------------------------------
 
     async def read(self, size: int | None = -1) -> bytes:
-        raise io.UnsupportedOperation("read")
+        return _NOT_A_READER.read(size)  # raises as BufferedWriter.read does
 
     async def read1(self, size: int = -1) -> bytes:
-        raise io.UnsupportedOperation("read1")
+        return _NOT_A_READER.read1(size)
 
     async def readinto(self, buffer: Any) -> int:
-        # BufferedIOBase.readinto: the buffer is checked, then read() raises.
-        try:
-            writable = not memoryview(buffer).readonly
-        except TypeError:
-            writable = False
-        if not writable:
-            raise TypeError(
-                "readinto() argument must be read-write bytes-like object, "
-                f"not {type(buffer).__name__}"
-            )
-        raise io.UnsupportedOperation("read")
+        return _NOT_A_READER.readinto(buffer)
 
     async def readline(self, size: int | None = -1) -> bytes:
         # IOBase.readline: the size is checked, then read() raises.
@@ -449,7 +451,15 @@ class AsyncBufferedWriter(WriterCore):
         is then buffered. Called with the lock held; see the module's note
         on cancellation."""
         job = asyncio.ensure_future(
-            self._h.run(write_out, self._h.fd, self._pos, self._append, self._buf, new, self._size)
+            self._h.run(
+                write_out,
+                self._h.fd,
+                self._pos,
+                self._append,
+                self._buf,
+                new,
+                self._size - _FULL_GOES_OUT,
+            )
         )
         cancelled = False
         try:
@@ -502,10 +512,19 @@ class AsyncBufferedWriter(WriterCore):
         self._refresh_limit()
 
     def _refresh_limit(self) -> None:
+        # The C fast path's one comparison (afr_write.c): under 3.13's rule
+        # it refuses writes that would fill the buffer exactly, which
+        # _write_slow then buffers when _fits says so.
         self._limit = (
-            self._size - self._dead
+            self._size - self._dead - _FULL_GOES_OUT
             if self._usable and not self._lock._locked and not self._lazy
             else -1
+        )
+
+    def _fits(self, n: int) -> bool:
+        """Whether BufferedWriter.write buffers ``n`` more bytes now."""
+        return n <= self._size - self._dead - len(self._buf) and not (
+            _FULL_GOES_OUT and n >= self._size
         )
 
     def _check_attached(self) -> None:

@@ -98,3 +98,18 @@ async def test_bad_arguments_raise_as_io_does(data_dir: Path) -> None:
     for call in (f.pread_into(bytearray(4), 0), f.readinto(bytearray(4)), f.pread(4, 0)):
         with pytest.raises(ValueError, match="closed file"):
             await call
+
+
+@pytest.mark.parametrize("buffer", [b"abc", "abc", 3, memoryview(b"ab"), None])
+async def test_unbuffered_readinto_refuses_as_fileio(data_dir: Path, buffer: object) -> None:
+    """readinto of an unbuffered "rb" file (FileIO's semantics) raises
+    FileIO's TypeError for a buffer it cannot write, in this Python's words
+    (3.12 made it "argument 1")."""
+    path = data_dir / "f"
+    make_file(path, 100)
+    with open(path, "rb", buffering=0) as cpy, pytest.raises(TypeError) as want:
+        cpy.readinto(buffer)  # type: ignore[arg-type]
+    async with aiofastread.open(path, "rb", buffering=0) as f:
+        with pytest.raises(TypeError) as got:
+            await f.readinto(buffer)
+    assert str(got.value) == str(want.value)

@@ -523,3 +523,39 @@ async def test_borrowed_fd_unclosed_is_quiet(
         os.fstat(fd)  # still open
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("method", ["read", "read1", "readinto"])
+@pytest.mark.parametrize("arg", [None, 5, -1, "x", 2**70, b"", bytearray(3), 3])
+async def test_reading_a_writer_fails_as_cpythons(data_dir: Path, method: str, arg: object) -> None:
+    """read/read1/readinto of a "wb" file raise what BufferedWriter's raise,
+    argument checks included (3.12 moved them before "not readable")."""
+
+    def outcome(call: Callable[[], object]) -> tuple[str, str]:
+        try:
+            call()
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return "ok", ""
+
+    with open(data_dir / "cpy", "wb") as cpy:
+        want = outcome(lambda: getattr(cpy, method)(arg))
+    async with aiofastread.open(data_dir / "ours", "wb") as f:
+        assert isinstance(f, AsyncBufferedWriter)
+        coro: Any = None
+
+        def call() -> None:
+            nonlocal coro
+            coro = getattr(f, method)(arg)
+
+        created = outcome(call)
+        got = created if coro is None else await _aoutcome(coro)
+    assert got == want
+
+
+async def _aoutcome(coro: Any) -> tuple[str, str]:
+    try:
+        await coro
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    return "ok", ""

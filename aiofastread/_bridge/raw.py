@@ -24,6 +24,7 @@ import greenlet
 from aiofastread._checks import (
     c_integer,
     check_limit,
+    fileio_readinto_error,
     lseek_restoring,
     resolve_seek,
     writable_view,
@@ -145,7 +146,10 @@ class BridgeRaw(io.RawIOBase):
     # -- reading ---------------------------------------------------------------
 
     def readinto(self, buffer: Any) -> int:
-        view = writable_view(buffer, "readinto")
+        try:
+            view = writable_view(buffer, "readinto")
+        except TypeError:
+            raise fileio_readinto_error(buffer) from None
         self._check_readable()
         start = self._pos
         n = self._read_into(view)
