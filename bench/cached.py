@@ -741,33 +741,18 @@ def print_comparison(report: dict[str, Any], console: Console) -> None:
         console.print(table)
 
     table = Table(title="aiofastread.statistics() deltas over the timed aiofastread reads")
-    for col in (
-        "loop",
-        "size",
+    counts = (
         "reads",
         "inline_hits",
         "inline_misses",
         "short_reads",
         "pool_submissions",
         "pool_reads",
-    ):
+    )
+    for col in ("loop", "size", *counts):
         table.add_column(col, justify="right")
     for d in report["statistics"]:
-        table.add_row(
-            d["loop"],
-            human(d["size"]),
-            *(
-                str(d[k])
-                for k in (
-                    "reads",
-                    "inline_hits",
-                    "inline_misses",
-                    "short_reads",
-                    "pool_submissions",
-                    "pool_reads",
-                )
-            ),
-        )
+        table.add_row(d["loop"], human(d["size"]), *(str(d[k]) for k in counts))
     console.print(table)
 
     table = Table(title=f"The issue's bars ({human(BAR_SIZE)} seek + read, medians, one run)")

@@ -836,17 +836,24 @@ async def test_no_direct_seek_while_the_buffer_holds_bytes(data_dir: Path) -> No
             assert f.newlines == cpy.newlines
 
 
-@pytest.mark.parametrize("how", ["close", "drop"])
-async def test_c_hit_undo_keeps_newline_flags(data_dir: Path, how: str) -> None:
-    """A seek to 0 or a read never delivered puts back what ``newlines``
-    must learn at the next sync (``lf``, ``reset``) and ``ratio_ok``."""
+async def warm_mixed(data_dir: Path, needs: str) -> Path:
+    """MIXED in a cached file the policy knows warm (skipped, saying what it
+    ``needs``, when the C hit path is not on)."""
     if not c_path_on():
-        pytest.skip("the C hit's Ready")
+        pytest.skip(needs)
     path = data_dir / "t.txt"
     path.write_bytes(MIXED)
     warm(path)
     async with aiofastread.open(path, "rb") as g:
         await g.read(1)
+    return path
+
+
+@pytest.mark.parametrize("how", ["close", "drop"])
+async def test_c_hit_undo_keeps_newline_flags(data_dir: Path, how: str) -> None:
+    """A seek to 0 or a read never delivered puts back what ``newlines``
+    must learn at the next sync (``lf``, ``reset``) and ``ratio_ok``."""
+    path = await warm_mixed(data_dir, "the C hit's Ready")
     async with aiofastread.open(path, encoding="utf-8") as f:
         await f.seek(100)
         assert await f.read(10) == MIXED[100:110].decode()  # a b"\n" seen: lf
@@ -873,13 +880,7 @@ async def test_c_hit_undo_keeps_newline_flags(data_dir: Path, how: str) -> None:
 async def test_refused_chunk_is_read_once(data_dir: Path) -> None:
     """A chunk the C hit read and this path refused (a b"\\r" here) is what
     TextIOWrapper then decodes, from the raw's window: one NOWAIT read."""
-    if not c_path_on():
-        pytest.skip("the C hit's NOWAIT read")
-    path = data_dir / "t.txt"
-    path.write_bytes(MIXED)
-    warm(path)
-    async with aiofastread.open(path, "rb") as g:
-        await g.read(1)
+    path = await warm_mixed(data_dir, "the C hit's NOWAIT read")
     async with aiofastread.open(path, encoding="utf-8") as f:
         await f.seek(50)
         await f.read(10)
