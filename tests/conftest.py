@@ -35,15 +35,17 @@ except ImportError:  # pragma: no cover - uvloop is in the test extra
     uvloop = None
 
 
+# Every event loop the tests run on (uvloop when installed), by name: for
+# pytest-asyncio and for tests that make their own loop (hypothesis).
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+if uvloop is not None:
+    LOOPS["uvloop"] = uvloop.new_event_loop
+
+
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
-    factories: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-        "asyncio": asyncio.new_event_loop
-    }
-    if uvloop is not None:
-        factories["uvloop"] = uvloop.new_event_loop
-    return factories
+    return dict(LOOPS)
 
 
 BACKENDS = _native.available()

@@ -40,7 +40,7 @@ from aiofastread import _budget, _file, _native, _read, _vectored
 from aiofastread._policy import INLINE_MAX, Decision, FileState, InodeState, Outcome
 from aiofastread._runtime import POLICY
 from aiofastread._window import Window
-from tests.conftest import make_file, pytest_asyncio_loop_factories
+from tests.conftest import LOOPS, make_file
 
 PAGE = 4096
 SPAN = 4 * INLINE_MAX  # positions, stream ends and sizes known fall in here
@@ -280,9 +280,6 @@ def general_path_only(s: dict[str, Any]) -> bool:
 
 def test_the_fast_paths_literal_is_yield_every_mask() -> None:
     assert _read.YIELD_EVERY_MASK == 15  # written as 15 in AsyncBufferedReader.read
-
-
-LOOPS = pytest_asyncio_loop_factories(cast(Any, None), cast(Any, None))
 
 
 # Every read the rule may take lies inside the file: the C path's hits are

@@ -12,7 +12,6 @@ compares every result and exception with ``io.open``'s, then the final
 
 from __future__ import annotations
 
-import asyncio
 import types
 from functools import partial
 from pathlib import Path
@@ -25,16 +24,7 @@ from hypothesis import strategies as st
 import aiofastread
 from aiofastread import _native, _pool
 from aiofastread._bridge import lines
-from tests.conftest import evict, outcome, warm
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is in the test extra
-    uvloop = None  # type: ignore[assignment]
-
-LOOPS = {"asyncio": asyncio.new_event_loop}
-if uvloop is not None:
-    LOOPS["uvloop"] = uvloop.new_event_loop
+from tests.conftest import LOOPS, evict, outcome, warm
 
 # 0 to 3 TextIOWrapper chunks (8 KiB) and past a refill (64 KiB).
 SIZES = (0, 1, 100, 8191, 8192, 8193, 16384, 20000, 30000, 70000)

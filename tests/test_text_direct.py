@@ -30,16 +30,7 @@ import aiofastread
 from aiofastread import _native, _pool
 from aiofastread._bridge import direct
 from aiofastread._bridge.direct import direct_for
-from tests.conftest import evict, outcome, warm
-
-try:
-    import uvloop
-except ImportError:  # pragma: no cover - uvloop is in the test extra
-    uvloop = None  # type: ignore[assignment]
-
-LOOPS = {"asyncio": asyncio.new_event_loop}
-if uvloop is not None:
-    LOOPS["uvloop"] = uvloop.new_event_loop
+from tests.conftest import LOOPS, evict, outcome, warm
 
 # Around TextIOWrapper's 8 KiB chunk and the raw's 64 KiB window.
 EDGES = (1, 2, 4095, 4096, 8191, 8192, 8193, 16384, 65535, 65536, 65537)
